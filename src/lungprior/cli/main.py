@@ -1,0 +1,42 @@
+"""The `lungprior` command. Each subcommand lives in its own module and registers itself here."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from lungprior.errors import LungpriorError
+
+app = typer.Typer(
+    name="lungprior",
+    help="Lung masks as a controllable spatial prior for chest X-ray classification.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Pipeline order: data -> segment -> masks -> classify -> evaluate -> report.
+COMMAND_MODULES: tuple[str, ...] = (
+    "lungprior.cli.phantom",
+    "lungprior.cli.nih",
+    "lungprior.cli.segdata",
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a `LungpriorError` prints one line on stderr and exits with status 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except LungpriorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data layer: image I/O, manifests, NIH curation, lung-mask datasets, the synthetic benchmark."""

@@ -1,0 +1,20 @@
+"""Error types. Every user-facing failure is a `LungpriorError` with a one-line message."""
+
+from __future__ import annotations
+
+
+class LungpriorError(Exception):
+    """A user-facing error: bad input, bad value, missing file. The CLI prints it on one line."""
+
+
+class ImageReadError(LungpriorError):
+    """An image or mask could not be read. The message names the path and the reason."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ManifestError(LungpriorError):
+    """A manifest or label table is malformed."""
