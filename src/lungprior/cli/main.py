@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -25,8 +28,26 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.segdata",
 )
 
+
+
+def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a `LungpriorError` raised by a command into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LungpriorError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
+for _info in app.registered_commands:
+    _info.callback = _one_line_errors(_info.callback)
 
 
 def main(argv: list[str] | None = None) -> None:

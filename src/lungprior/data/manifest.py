@@ -18,7 +18,13 @@ from lungprior.labels import FINDINGS, LABELS
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST_COLUMNS: tuple[str, ...] = (
-    "image_id", "path", "patient_id", "view", "split", *LABELS, "pixel_spacing_mm",
+    "image_id",
+    "path",
+    "patient_id",
+    "view",
+    "split",
+    *LABELS,
+    "pixel_spacing_mm",
 )
 SEG_COLUMNS: tuple[str, ...] = ("image_id", "path", "mask_path", "split", "pixel_spacing_mm")
 

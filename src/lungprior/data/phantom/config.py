@@ -1,0 +1,88 @@
+"""Settings of the synthetic benchmark."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from lungprior.errors import LungpriorError
+from lungprior.labels import FINDINGS
+
+GENERATOR_VERSION = 1
+DEFAULT_PREVALENCE: dict[str, float] = {
+    "Mass": 0.15,
+    "Nodule": 0.15,
+    "Pneumonia": 0.12,
+    "Edema": 0.12,
+    "Fibrosis": 0.12,
+}
+FIELD_OF_VIEW_MM = 350.0  # width of the film, so pixel spacing = FIELD_OF_VIEW_MM / size
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """Everything that determines a generated benchmark (same config, same bytes)."""
+
+    n: int = 2000
+    size: int = 256
+    seed: int = 0
+    bias: float = 0.0
+    test_bias: float = 0.0
+    prevalence: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PREVALENCE))
+    images_per_patient: float = 2.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise LungpriorError(f"--n must be at least 1, got {self.n}")
+        if not 64 <= self.size <= 2048:
+            raise LungpriorError(f"--size must be between 64 and 2048 pixels, got {self.size}")
+        for name in ("bias", "test_bias"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise LungpriorError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
+        unknown = sorted(set(self.prevalence) - set(FINDINGS))
+        if unknown:
+            raise LungpriorError(f"unknown finding(s) in --prevalence: {', '.join(unknown)}; use {', '.join(FINDINGS)}")
+        for k, v in self.prevalence.items():
+            if not 0.0 <= v <= 0.9:
+                raise LungpriorError(f"prevalence of {k} must be in [0, 0.9], got {v}")
+        if self.images_per_patient < 1.0:
+            raise LungpriorError(f"images per patient must be >= 1, got {self.images_per_patient}")
+        if not (
+            0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
+            raise LungpriorError("val and test fractions must be in [0, 1) and sum to less than 1")
+
+    @property
+    def pixel_spacing_mm(self) -> float:
+        return FIELD_OF_VIEW_MM / self.size
+
+    def prevalence_of(self, finding: str) -> float:
+        return float(self.prevalence.get(finding, DEFAULT_PREVALENCE[finding]))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["prevalence"] = {k: self.prevalence_of(k) for k in FINDINGS}
+        d["generator_version"] = GENERATOR_VERSION
+        return d
+
+
+def parse_prevalence(text: str | None) -> dict[str, float]:
+    """Parse 'Mass=0.1,Nodule=0.2' (case-insensitive names) into a mapping; unset findings keep defaults."""
+    out = dict(DEFAULT_PREVALENCE)
+    if not text:
+        return out
+    names = {k.lower(): k for k in FINDINGS}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        name = names.get(key.strip().lower())
+        if not sep or name is None:
+            raise LungpriorError(
+                f"bad --prevalence item {item!r}: expected NAME=VALUE with NAME in {', '.join(FINDINGS)}"
+            )
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise LungpriorError(f"bad --prevalence value {value!r} for {name}: not a number") from None
+    return out

@@ -1,0 +1,39 @@
+"""Rendering one planned film: anatomy + findings -> exposure -> markers -> detector effects."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lungprior.data.phantom.acquisition import degrade, expose
+from lungprior.data.phantom.anatomy import LEFT, RIGHT, render_anatomy, render_lungs
+from lungprior.data.phantom.findings import render_lesion
+from lungprior.data.phantom.plan import FilmPlan
+from lungprior.data.phantom.shortcuts import draw_markers
+from lungprior.labels import FINDINGS
+
+LUNG_VALUES = {RIGHT: 255, LEFT: 128}  # ground-truth mask PNG: patient's right lung 255, left lung 128
+
+
+def render_film(plan: FilmPlan, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (image uint8, lung mask uint8 with LUNG_VALUES, lesion bits uint8: bit k = FINDINGS[k])."""
+    anatomy = plan.anatomy
+    for les in plan.lesions:
+        if les.heart_scale != 1.0:
+            anatomy = anatomy.with_heart_scale(les.heart_scale)
+    frame = plan.acquisition.frame(size, anatomy.rotation_deg)
+    lungs = render_lungs(anatomy, frame)
+    density = render_anatomy(anatomy, frame, lungs)
+    lesion_bits = np.zeros((size, size), dtype=np.uint8)
+    for les in plan.lesions:
+        d, extent = render_lesion(les, anatomy, frame, lungs)
+        density += d
+        lesion_bits[extent] |= np.uint8(1 << FINDINGS.index(les.kind))
+    rng = np.random.default_rng(plan.noise_seed)
+    img = expose(density, plan.acquisition)
+    img = draw_markers(img, plan.markers, anatomy, frame, rng)
+    img = degrade(img, plan.acquisition, frame, rng)
+    image = np.round(img * 255.0).astype(np.uint8)
+    mask = np.zeros((size, size), dtype=np.uint8)
+    for side, value in LUNG_VALUES.items():
+        mask[lungs == side] = value
+    return image, mask, lesion_bits
