@@ -1,0 +1,1 @@
+"""Evaluation: AUROC/AUPRC, DeLong tests and intervals, patient-clustered bootstrap, No Finding score."""
