@@ -21,6 +21,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """Lung masks as a controllable spatial prior for chest X-ray classification."""
+
+
 # Pipeline order: data -> segment -> masks -> classify -> evaluate -> report.
 COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.phantom",
