@@ -1,7 +1,54 @@
-"""`lungprior segdata` (being written)."""
+"""`lungprior segdata`: build a lung image–mask dataset manifest (see `lungprior.data.segdata`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from lungprior.data.manifest import SPLITS
+from lungprior.data.segdata import build_segdata
+
+
+def segdata_command(
+    images: Annotated[Path, typer.Option(help="Folder of images (PNG, JPEG, TIFF, DICOM; not searched below).")],
+    out: Annotated[Path, typer.Option(help="Output folder for manifest.csv, summary.json and masks/.")],
+    masks: Annotated[
+        Path | None, typer.Option(help="Folder of lung masks matched to images by file stem (or base for --pairs).")
+    ] = None,
+    masks_right: Annotated[
+        Path | None, typer.Option(help="Folder of right-lung masks (with --masks-left; merged by logical OR).")
+    ] = None,
+    masks_left: Annotated[Path | None, typer.Option(help="Folder of left-lung masks (with --masks-right).")] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="CSV with columns image, mask: paths relative to --images / --masks.")
+    ] = None,
+    val_fraction: Annotated[float, typer.Option(help="Fraction of images put in val.")] = 0.1,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of images put in test.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed for the random split by image.")] = 0,
+) -> None:
+    """Pair images with lung masks, check every pair, split by image and write a manifest."""
+    result = build_segdata(
+        images, masks, left_dir=masks_left, right_dir=masks_right, pairs_csv=pairs,
+        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, out_dir=out, progress=True,
+    )
+    summary = result.summary
+    console = Console(highlight=False)
+    console.print(f"pairs checked: {summary['pairs_checked']}")
+    for split in SPLITS:
+        console.print(f"{split}: {summary['counts'][split]}")
+    console.print(f"kept: {summary['counts']['total']}")
+    console.print(f"excluded: {summary['excluded_count']}")
+    for kind, count in summary["excluded_by_kind"].items():
+        console.print(f"  {kind}: {count}")
+    console.print(f"warnings: {len(summary['warnings'])}")
+    console.print(f"masks written: {summary['masks_written']}")
+    console.print(f"manifest: {result.manifest_path}")
+    console.print(f"summary: {result.summary_path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this command to the app."""
+    """Add `segdata` to the app."""
+    app.command("segdata")(segdata_command)

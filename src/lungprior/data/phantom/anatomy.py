@@ -99,10 +99,10 @@ def lung_outline(a: Anatomy, side: int) -> np.ndarray:
     # Medial border: from the cardiophrenic point up to the apex.
     m_x = med + (0.16 - med) * t**2
     m_y = (base - 0.05) + (apex[1] + 0.06 - (base - 0.05)) * t
-    # Rounded apex joining the medial border back to the start.
-    a_t = np.linspace(0, np.pi, 10)
-    a_x = 0.16 + (apex[0] - 0.16) * (1 - np.cos(a_t)) / 2
-    a_y = apex[1] + 0.06 - 0.06 * np.sin(a_t)
+    # Rounded apex joining the medial border back to the start of the lateral border.
+    a_t = np.linspace(0.0, np.pi / 2, 10)
+    a_x = apex[0] - (apex[0] - 0.16) * np.cos(a_t)
+    a_y = apex[1] + 0.06 * (1.0 - np.sin(a_t))
     xs = np.concatenate([lat_x, d_x[1:], m_x[1:], a_x[1:]])
     ys = np.concatenate([lat_y, d_y[1:], m_y[1:], a_y[1:]])
     return np.stack([s * xs, ys], axis=1)

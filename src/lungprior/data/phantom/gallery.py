@@ -34,7 +34,7 @@ def pick_examples(manifest: pd.DataFrame, n: int, seed: int = 0) -> list[str]:
 
 
 def write_gallery(bench_dir: str | os.PathLike[str], out_png: str | os.PathLike[str], n: int = 12,
-                  seed: int = 0, image_ids: list[str] | None = None, cols: int = 4) -> Path:
+                  seed: int = 0, image_ids: list[str] | None = None, cols: int = 4, dpi: int = 100) -> Path:
     """Write a grid of films from a generated benchmark with lung (green) and lesion outlines and labels."""
     root = Path(bench_dir)
     manifest = pd.read_csv(root / "manifest.csv", dtype={"image_id": str})
@@ -71,6 +71,6 @@ def write_gallery(bench_dir: str | os.PathLike[str], out_png: str | os.PathLike[
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     out = Path(out_png)
     with atomic_path(out, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return out
