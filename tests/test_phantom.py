@@ -115,7 +115,7 @@ def test_markers_lie_outside_the_lungs() -> None:
     off = dataclasses.replace(plan, markers={k: 0 for k in FINDINGS})
     img_on, mask, _ = render_film(on, 128)
     img_off, _, _ = render_film(off, 128)
-    changed = np.abs(img_on.astype(int) - img_off.astype(int)) > 12
+    changed = img_on != img_off  # markers draw from their own random stream: nothing else moves
     assert changed.sum() > 50
     assert not (changed & binary_dilation(mask > 0, iterations=3)).any()
 

@@ -28,10 +28,10 @@ def render_film(plan: FilmPlan, size: int) -> tuple[np.ndarray, np.ndarray, np.n
         d, extent = render_lesion(les, anatomy, frame, lungs)
         density += d
         lesion_bits[extent] |= np.uint8(1 << FINDINGS.index(les.kind))
-    rng = np.random.default_rng(plan.noise_seed)
+    marker_rng, noise_rng = (np.random.default_rng([plan.noise_seed, stream]) for stream in (1, 2))
     img = expose(density, plan.acquisition)
-    img = draw_markers(img, plan.markers, anatomy, frame, rng)
-    img = degrade(img, plan.acquisition, frame, rng)
+    img = draw_markers(img, plan.markers, anatomy, frame, marker_rng)
+    img = degrade(img, plan.acquisition, frame, noise_rng)
     image = np.round(img * 255.0).astype(np.uint8)
     mask = np.zeros((size, size), dtype=np.uint8)
     for side, value in LUNG_VALUES.items():
