@@ -110,14 +110,15 @@ def test_finding_is_an_opacity_where_it_belongs(kind: str) -> None:
 
 
 def test_markers_lie_outside_the_lungs() -> None:
-    plan = plan_benchmark(PhantomConfig(n=1, size=128, seed=2))[0]
-    on = dataclasses.replace(plan, markers={k: 1 for k in FINDINGS})
-    off = dataclasses.replace(plan, markers={k: 0 for k in FINDINGS})
-    img_on, mask, _ = render_film(on, 128)
-    img_off, _, _ = render_film(off, 128)
-    changed = img_on != img_off  # markers draw from their own random stream: nothing else moves
-    assert changed.sum() > 50
-    assert not (changed & binary_dilation(mask > 0, iterations=3)).any()
+    for plan in plan_benchmark(PhantomConfig(n=4, size=256, seed=2))[:4]:
+        on = dataclasses.replace(plan, markers={k: 1 for k in FINDINGS})
+        off = dataclasses.replace(plan, markers={k: 0 for k in FINDINGS})
+        img_on, mask, _ = render_film(on, 256)
+        img_off, _, _ = render_film(off, 256)
+        changed = img_on != img_off  # markers draw from their own random stream: nothing else moves
+        assert changed.sum() > 50
+        # At least 2 px (2.7 mm) from the lungs; docs/phantom.md lists the measured distances.
+        assert not (changed & binary_dilation(mask > 0, iterations=2)).any()
 
 
 def test_bias_ties_markers_to_labels_in_train_only() -> None:
