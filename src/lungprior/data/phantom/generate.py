@@ -99,7 +99,7 @@ def _write_film(plan: FilmPlan, size: int, out: Path) -> None:
     image, mask, lesions = render_film(plan, size)
     for sub, arr in zip(SUBDIRS, (image, mask, lesions), strict=True):
         with atomic_path(out / sub / f"{plan.image_id}.png", suffix=".png") as tmp:
-            Image.fromarray(np.ascontiguousarray(arr), mode="L").save(tmp, format="PNG", compress_level=6)
+            Image.fromarray(np.ascontiguousarray(arr), mode="L").save(tmp, format="PNG", compress_level=1)
 
 
 def _claim_folder(out: Path, cfg: PhantomConfig) -> None:

@@ -9,7 +9,7 @@ so that everything drawn in one frame (anatomy, findings, masks) stays registere
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -48,11 +48,17 @@ class Frame:
         """Normalised (x, y) coordinates of every pixel centre, each (size, size) float32."""
         a = self.matrix[:, :2]
         inv = np.linalg.inv(a)
-        rows, cols = np.mgrid[0 : self.size, 0 : self.size].astype(np.float64)
+        rows, cols = _pixel_grid(self.size)
         dc, dr = cols - self.matrix[0, 2], rows - self.matrix[1, 2]
         x = inv[0, 0] * dc + inv[0, 1] * dr
         y = inv[1, 0] * dc + inv[1, 1] * dr
         return x.astype(np.float32), y.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    return rows, cols
 
 
 def fill_polygon(frame: Frame, pts: np.ndarray) -> np.ndarray:
@@ -73,7 +79,7 @@ def draw_polylines(frame: Frame, lines: list[tuple[np.ndarray, float, float]]) -
     for pts, width, value in lines:
         px = frame.to_px(pts)
         w = max(1, round(width * unit))
-        draw.line([tuple(p) for p in px], fill=round(255 * value), width=w, joint="curve")
+        draw.line([tuple(p) for p in px], fill=round(255 * value), width=w, joint="curve" if w > 3 else None)
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
