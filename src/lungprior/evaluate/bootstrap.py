@@ -215,6 +215,32 @@ def bootstrap_metric_ci(
     return BootstrapCI(estimate, low, high, used.size, n_resamples - used.size)
 
 
+def bootstrap_macro_auroc_ci(
+    y_true: ArrayLike, scores: ArrayLike, groups: ArrayLike | None, n_resamples: int = 1000, alpha: float = 0.05,
+    seed: int = 0,
+) -> BootstrapCI:
+    """Macro AUROC (mean over the classes having both labels) with a patient-clustered percentile interval.
+
+    All classes are scored on the same resamples; a resample lacking a class among those used is skipped.
+    """
+    _check_settings(n_resamples, alpha)
+    y = check_labels(_as_matrix(y_true), ndim=2)
+    s = check_scores(_as_matrix(scores), y.shape[0], ndim=2)
+    codes, n_groups = group_codes(groups, y.shape[0])
+    classes = [c for c in range(y.shape[1]) if all(class_counts(y[:, c]))]
+    if not classes:
+        return BootstrapCI(np.nan, np.nan, np.nan, 0, n_resamples)
+    estimate = float(np.mean([auroc(y[:, c], s[:, c]) for c in classes]))
+    values = np.concatenate([
+        np.column_stack([weighted_auroc(y[:, c], s[:, c], w) for c in classes]).mean(axis=1)
+        for w in _weight_chunks(codes, n_groups, n_resamples, seed)
+    ])
+    used = values[~np.isnan(values)]
+    _warn_skipped(n_resamples - used.size, n_resamples, "bootstrap_macro_auroc_ci")
+    low, high = _percentile(used, alpha)
+    return BootstrapCI(estimate, low, high, used.size, n_resamples - used.size)
+
+
 def _as_matrix(a: ArrayLike) -> ArrayLike:
     return a if np.ndim(a) != 1 else np.asarray(a)[:, None]
 

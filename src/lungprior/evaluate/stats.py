@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lungprior.evaluate.bootstrap import (
     BootstrapCI,
+    bootstrap_macro_auroc_ci,
     bootstrap_metric_ci,
     cluster_weights,
     paired_bootstrap_diff,
@@ -26,6 +27,7 @@ __all__ = [
     "DegenerateDataWarning",
     "auprc",
     "auroc",
+    "bootstrap_macro_auroc_ci",
     "bootstrap_metric_ci",
     "cluster_weights",
     "delong_auc_cov",

@@ -1,0 +1,106 @@
+"""Where does the model look? Grad-CAM maps, the attention-in-lung fraction and the pointing game.
+
+- attention-in-lung: the share of a class's Grad-CAM energy inside the tight lung mask (resized to the model
+  input), averaged over the split's positive images of that class;
+- pointing game (synthetic benchmark): the share of those images whose CAM maximum falls on the class's
+  lesion (ground truth from the benchmark's `lesions/` folder, 1-pixel tolerance at the model input).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from scipy.ndimage import binary_dilation
+from torch import nn
+
+from lungprior.classify.data import make_dataset
+from lungprior.classify.predict import load_run
+from lungprior.errors import LungpriorError
+from lungprior.labels import FINDINGS
+
+
+@dataclass
+class CamExample:
+    """One image's CAM for one class, kept for the gallery."""
+
+    image_id: str
+    finding: str
+    image: np.ndarray  # uint8 (S, S), as the model saw it (masked, resized)
+    cam: np.ndarray  # float (S, S) in [0, 1]
+    lungs: np.ndarray | None  # bool (S, S)
+    lesion: np.ndarray | None  # bool (S, S)
+
+
+def target_layer(model: nn.Module) -> nn.Module:
+    """The last feature stage of a timm model (from its `feature_info`), where Grad-CAM is taken."""
+    info = getattr(model, "feature_info", None)
+    if info:
+        name = info[-1]["module"] if isinstance(info, list) else info.module_name()[-1]
+        return model.get_submodule(name)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise LungpriorError(f"{type(model).__name__}: no convolutional layer for Grad-CAM")
+    return convs[-1]
+
+
+def lesion_mask(lesions_dir: Path, image_id: str, finding: str, size: int) -> np.ndarray | None:
+    """The benchmark's lesion extent of `finding`, resized to `size` (None when there is no lesion file)."""
+    path = lesions_dir / f"{image_id}.png"
+    if not path.is_file():
+        return None
+    bits = np.asarray(Image.open(path))
+    extent = ((bits >> FINDINGS.index(finding)) & 1).astype(np.float32)
+    small = np.asarray(Image.fromarray(extent).resize((size, size), Image.BILINEAR))
+    return small > 0.25
+
+
+def cam_analysis(
+    run_dir: str | os.PathLike[str], split: str = "test", *, max_per_class: int = 30, seed: int = 0,
+    keep_examples: int = 2, device: str | None = None,
+) -> tuple[dict, list[CamExample]]:
+    """Per-class attention-in-lung fraction and pointing-game hit rate on positive images of `split`."""
+    model, cfg = load_run(run_dir)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(dev)
+    ds = make_dataset(cfg, split, train=False, progress=False)
+    lesions_dir = Path(cfg.manifest).resolve().parent / "lesions"
+    has_lungs = ds.cache.has_masks
+    rng = np.random.default_rng(seed)
+    summary: dict = {"split": split, "per_class": {}, "max_per_class": max_per_class}
+    examples: list[CamExample] = []
+    with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
+        for j, finding in enumerate(FINDINGS):
+            positives = np.flatnonzero(ds.labels[:, j] > 0.5)
+            if positives.size > max_per_class:
+                positives = np.sort(rng.choice(positives, max_per_class, replace=False))
+            in_lung, hits = [], []
+            for rank, i in enumerate(positives):
+                x, _, _ = ds[int(i)]
+                grayscale = cam(input_tensor=x.unsqueeze(0).to(dev), targets=[ClassifierOutputTarget(j)])[0]
+                lungs = ds.lung_mask(int(i)) if has_lungs else None
+                if lungs is not None and grayscale.sum() > 0:
+                    in_lung.append(float(grayscale[lungs].sum() / grayscale.sum()))
+                lesion = lesion_mask(lesions_dir, ds.image_ids[int(i)], finding, ds.image_size)
+                if lesion is not None and lesion.any():
+                    peak = np.unravel_index(int(np.argmax(grayscale)), grayscale.shape)
+                    hits.append(bool(binary_dilation(lesion, iterations=1)[peak]))
+                if rank < keep_examples:
+                    examples.append(CamExample(ds.image_ids[int(i)], finding, ds.raw_image(int(i)), grayscale,
+                                               lungs, lesion))
+            summary["per_class"][finding] = {
+                "n_images": int(positives.size),
+                "attention_in_lung": float(np.mean(in_lung)) if in_lung else None,
+                "pointing_game": float(np.mean(hits)) if hits else None,
+            }
+    values = [v["attention_in_lung"] for v in summary["per_class"].values() if v["attention_in_lung"] is not None]
+    points = [v["pointing_game"] for v in summary["per_class"].values() if v["pointing_game"] is not None]
+    summary["attention_in_lung"] = float(np.mean(values)) if values else None
+    summary["pointing_game"] = float(np.mean(points)) if points else None
+    return summary, examples

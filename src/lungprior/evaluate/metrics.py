@@ -1,0 +1,126 @@
+"""Metrics of one run's predictions: per-class AUROC/AUPRC with clustered-bootstrap CIs, macro AUROC,
+No Finding from a derived score, and sensitivity/specificity at thresholds chosen on validation."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lungprior.errors import LungpriorError
+from lungprior.evaluate.stats import (
+    DegenerateDataWarning,
+    auprc,
+    auroc,
+    bootstrap_macro_auroc_ci,
+    bootstrap_metric_ci,
+    no_finding_score,
+    sens_spec,
+    youden_threshold,
+)
+from lungprior.labels import FINDINGS, NO_FINDING
+
+SCORE_PREFIX = "p_"
+
+
+def check_predictions(df: pd.DataFrame, what: str = "predictions") -> None:
+    """Raise a one-line error unless `df` has ids, patients, the six labels and the five scores."""
+    needed = ["image_id", "patient_id", *FINDINGS, NO_FINDING, *(SCORE_PREFIX + k for k in FINDINGS)]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise LungpriorError(f"{what}: missing column(s) {', '.join(missing)}")
+    if df.empty:
+        raise LungpriorError(f"{what}: no rows")
+
+
+def label_matrix(df: pd.DataFrame) -> np.ndarray:
+    return df.loc[:, list(FINDINGS)].to_numpy(dtype=np.int64)
+
+
+def score_matrix(df: pd.DataFrame) -> np.ndarray:
+    return df.loc[:, [SCORE_PREFIX + k for k in FINDINGS]].to_numpy(dtype=np.float64)
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _ci(est: tuple[float, float, float]) -> dict[str, float | None]:
+    return {"estimate": _nan_to_none(est[0]), "low": _nan_to_none(est[1]), "high": _nan_to_none(est[2])}
+
+
+def _operating_point(y_val: np.ndarray | None, s_val: np.ndarray | None, y: np.ndarray, s: np.ndarray) -> dict:
+    """Youden threshold chosen on validation, applied to test."""
+    if y_val is None or s_val is None or y_val.min() == y_val.max():
+        return {"threshold": None, "sensitivity": None, "specificity": None}
+    t = youden_threshold(y_val, s_val)
+    sens, spec = sens_spec(y, s, t)
+    return {"threshold": float(t), "sensitivity": _nan_to_none(sens), "specificity": _nan_to_none(spec)}
+
+
+def evaluation_metrics(
+    test: pd.DataFrame, val: pd.DataFrame | None = None, *, n_resamples: int = 1000, seed: int = 0,
+    no_finding: str = "max", alpha: float = 0.05,
+) -> dict[str, Any]:
+    """All metrics of one run on `test`; thresholds are chosen on `val` when given."""
+    check_predictions(test, "test predictions")
+    if val is not None:
+        check_predictions(val, "validation predictions")
+    groups = test["patient_id"].astype(str).to_numpy()
+    y, s = label_matrix(test), score_matrix(test)
+    y_val = label_matrix(val) if val is not None else None
+    s_val = score_matrix(val) if val is not None else None
+    notes: list[str] = []
+    per_class: dict[str, Any] = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DegenerateDataWarning)
+        for j, k in enumerate(FINDINGS):
+            entry: dict[str, Any] = {"n_positive": int(y[:, j].sum()), "n_negative": int((1 - y[:, j]).sum())}
+            if entry["n_positive"] == 0 or entry["n_negative"] == 0:
+                notes.append(f"{k}: only one label in the split; AUROC undefined")
+                entry.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))
+            else:
+                entry["auroc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auroc", n_resamples, alpha, seed))
+                entry["auprc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auprc", n_resamples, alpha, seed))
+            entry.update(_operating_point(y_val[:, j] if y_val is not None else None,
+                                          s_val[:, j] if s_val is not None else None, y[:, j], s[:, j]))
+            per_class[k] = entry
+        macro = bootstrap_macro_auroc_ci(y, s, groups, n_resamples, alpha, seed)
+        nf_y = test[NO_FINDING].to_numpy(dtype=np.int64)
+        nf_s = no_finding_score(s, no_finding)
+        nf: dict[str, Any] = {"method": no_finding, "n_positive": int(nf_y.sum())}
+        if nf_y.min() == nf_y.max():
+            notes.append("No Finding: only one label in the split; AUROC undefined")
+            nf.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))
+        else:
+            nf["auroc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auroc", n_resamples, alpha, seed))
+            nf["auprc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auprc", n_resamples, alpha, seed))
+        nf_val = no_finding_score(s_val, no_finding) if s_val is not None else None
+        nf.update(_operating_point(val[NO_FINDING].to_numpy(dtype=np.int64) if val is not None else None,
+                                  nf_val, nf_y, nf_s))
+    notes.extend(sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateDataWarning)}))
+    for note in notes:
+        warnings.warn(note, DegenerateDataWarning, stacklevel=2)
+    return {
+        "n_images": len(test),
+        "n_patients": int(test["patient_id"].nunique()),
+        "bootstrap": {"n_resamples": n_resamples, "alpha": alpha, "seed": seed, "unit": "patient"},
+        "per_class": per_class,
+        "macro_auroc": _ci(macro),
+        "no_finding": nf,
+        "warnings": notes,
+    }
+
+
+def point_aurocs(df: pd.DataFrame, no_finding: str = "max") -> dict[str, float]:
+    """Plain AUROC per finding and for No Finding (NaN where undefined)."""
+    y, s = label_matrix(df), score_matrix(df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        out = {k: auroc(y[:, j], s[:, j]) for j, k in enumerate(FINDINGS)}
+        out[NO_FINDING] = auroc(df[NO_FINDING].to_numpy(), no_finding_score(s, no_finding))
+        out["AUPRC " + NO_FINDING] = auprc(df[NO_FINDING].to_numpy(), no_finding_score(s, no_finding))
+    return out

@@ -1,0 +1,84 @@
+"""Evaluating a finished run (`evaluate_run`) and comparing two runs (`compare_runs`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lungprior.classify.predict import predict
+from lungprior.classify.run import EFFICIENCY
+from lungprior.data.atomic import atomic_path, write_json
+from lungprior.errors import LungpriorError
+from lungprior.evaluate.compare import compare_predictions
+from lungprior.evaluate.metrics import evaluation_metrics
+from lungprior.evaluate.stats import DegenerateDataWarning
+
+PREDICTIONS = "predictions.csv"
+VAL_PREDICTIONS = "predictions_val.csv"
+METRICS = "metrics.json"
+CAM_GALLERY = "cam_gallery.png"
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str], split: str = "test", *, n_resamples: int = 1000, seed: int = 0,
+    no_finding: str = "max", cam: bool = True, max_cam: int = 30, device: str | None = None, progress: bool = True,
+) -> dict[str, Any]:
+    """Predict `split` and validation, compute all metrics, Grad-CAM attention; write them into the run folder."""
+    run = Path(run_dir)
+    if not (run / EFFICIENCY).is_file():
+        raise LungpriorError(f"{run}: not a finished training run (no {EFFICIENCY}); run `lungprior train` first")
+    test = predict(run, split, device=device, progress=progress)
+    val = predict(run, "val", device=device, progress=False) if split != "val" else test
+    _write_csv(test, run / (PREDICTIONS if split == "test" else f"predictions_{split}.csv"))
+    _write_csv(val, run / VAL_PREDICTIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # recorded in metrics["warnings"]
+        metrics = evaluation_metrics(test, val, n_resamples=n_resamples, seed=seed, no_finding=no_finding)
+    metrics["split"] = split
+    metrics["run"] = str(run)
+    metrics["config"] = json.loads((run / "config.json").read_text())
+    metrics["efficiency"] = json.loads((run / EFFICIENCY).read_text())
+    if cam:
+        from lungprior.evaluate.cam import cam_analysis
+        from lungprior.evaluate.cam_gallery import write_cam_gallery
+
+        summary, examples = cam_analysis(run, split, max_per_class=max_cam, seed=seed, device=device)
+        metrics["attention"] = summary
+        write_cam_gallery(examples, run / CAM_GALLERY, title=f"{run.name}: Grad-CAM on {split} positives")
+    write_json(run / (METRICS if split == "test" else f"metrics_{split}.json"), metrics)
+    return metrics
+
+
+def load_predictions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run's test predictions (`predictions.csv`), written by `evaluate_run`."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        raise LungpriorError(f"{run_dir}: no {PREDICTIONS}; run `lungprior evaluate --run {run_dir}` first")
+    return pd.read_csv(path, dtype={"image_id": str, "patient_id": str})
+
+
+def compare_runs(
+    run_a: str | os.PathLike[str], run_b: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
+    n_resamples: int = 1000, seed: int = 0, no_finding: str = "max",
+) -> pd.DataFrame:
+    """Paired comparison of two evaluated runs on the same test images; optionally written as CSV + JSON."""
+    names = (Path(run_a).name, Path(run_b).name)
+    if names[0] == names[1]:
+        names = (str(run_a), str(run_b))
+    table = compare_predictions(load_predictions(run_a), load_predictions(run_b), names=names,
+                                n_resamples=n_resamples, seed=seed, no_finding=no_finding)
+    if out is not None:
+        base = Path(out)
+        _write_csv(table, base.with_suffix(".csv"))
+        write_json(base.with_suffix(".json"), table.astype(object).where(table.notna(), None).to_dict("records"))
+    return table
