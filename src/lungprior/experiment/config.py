@@ -1,0 +1,164 @@
+"""The experiment file: one YAML describing a whole study, validated with clear errors.
+
+Unknown keys and bad values are refused with the offending key's path, e.g.
+`experiment.yaml: training.epochs: Input should be greater than or equal to 1`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lungprior.errors import LungpriorError
+from lungprior.masks import MaskSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PhantomSettings(_Strict):
+    n: int = Field(2000, ge=20)
+    size: int = Field(256, ge=64, le=2048)
+    seed: int = 0
+    bias: float = Field(0.0, ge=0.0, le=1.0)
+    test_bias: float = Field(0.0, ge=0.0, le=1.0)
+    prevalence: dict[str, float] | None = None
+
+
+class NihSettings(_Strict):
+    labels: str
+    images: str | None = None
+    train_list: str | None = None
+    test_list: str | None = None
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    no_finding_ratio: float | None = Field(None, gt=0.0)
+    views: list[Literal["PA", "AP"]] = ["PA", "AP"]
+    seed: int = 0
+
+
+class DatasetSettings(_Strict):
+    kind: Literal["phantom", "nih", "manifest"] = "phantom"
+    phantom: PhantomSettings = PhantomSettings()
+    nih: NihSettings | None = None
+    manifest: str | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> DatasetSettings:
+        if self.kind == "nih" and self.nih is None:
+            raise ValueError("kind 'nih' needs an 'nih:' section with at least 'labels'")
+        if self.kind == "manifest" and not self.manifest:
+            raise ValueError("kind 'manifest' needs 'manifest: PATH'")
+        return self
+
+
+class FinetuneSettings(_Strict):
+    data: str = "phantom"  # "phantom" (the experiment's benchmark) or a `lungprior segdata` folder
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_train: int | None = Field(None, ge=1)
+    freeze_encoder: Literal["auto", "yes", "no"] = "auto"
+    lr: float | None = Field(None, gt=0.0)
+
+
+class SegmentationSettings(_Strict):
+    source: Literal["model", "ground_truth", "masks_dir"] = "model"
+    masks_dir: str | None = None
+    backend: Literal["litemedsam", "medsam"] = "litemedsam"
+    checkpoint: str | None = None
+    finetune: FinetuneSettings | None = None
+    prompt: str = "auto"
+    batch_size: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> SegmentationSettings:
+        if self.source == "masks_dir" and not self.masks_dir:
+            raise ValueError("source 'masks_dir' needs 'masks_dir: PATH'")
+        if self.backend == "medsam" and self.source == "model" and not self.checkpoint:
+            raise ValueError("backend 'medsam' needs 'checkpoint: medsam_vit_b.pth'")
+        return self
+
+
+class MaskSettings(_Strict):
+    mode: Literal["original", "tight", "loose", "soft"]
+    radius_mm: float | None = Field(None, ge=0.0)
+    radius_px: float | None = Field(None, ge=0.0)
+    hull: bool = False
+    alpha: float = Field(0.3, ge=0.0, le=1.0)
+    fill: Literal["zero", "mean"] = "zero"
+
+    def spec(self) -> MaskSpec:
+        radius = self.radius_mm if self.mode != "loose" or self.radius_px is not None else (self.radius_mm or 10.0)
+        return MaskSpec(self.mode, radius, self.radius_px, self.hull, self.alpha, self.fill)
+
+
+class TrainingSettings(_Strict):
+    backbones: list[str] = Field(default_factory=lambda: ["resnet50"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    image_size: int = Field(224, ge=16)
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(3e-4, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    patience: int = Field(5, ge=1)
+    pretrained: str = "none"
+    devices: str = "auto"
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    strategy: Literal["auto", "ddp"] = "auto"
+    num_nodes: int = Field(1, ge=1)
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    workers: int = Field(0, ge=0)
+    limit_train: int | None = Field(None, ge=1)
+
+
+class EvaluationSettings(_Strict):
+    bootstrap: int = Field(1000, ge=10)
+    no_finding: Literal["max", "prod"] = "max"
+    cam: bool = True
+    max_cam: int = Field(30, ge=1)
+
+
+class ExperimentConfig(_Strict):
+    name: str = "experiment"
+    dataset: DatasetSettings = DatasetSettings()
+    segmentation: SegmentationSettings = SegmentationSettings()
+    masks: list[MaskSettings] = Field(
+        default_factory=lambda: [MaskSettings(mode="original"), MaskSettings(mode="loose", radius_mm=10.0),
+                                 MaskSettings(mode="tight")],
+        min_length=1,
+    )
+    training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+
+    @model_validator(mode="after")
+    def _checks(self) -> ExperimentConfig:
+        if self.segmentation.source == "ground_truth" and self.dataset.kind != "phantom":
+            raise ValueError("segmentation.source 'ground_truth' exists only for the phantom dataset")
+        keys = [m.spec().key() for m in self.masks]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"masks: duplicate mask settings {keys}")
+        return self
+
+
+def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
+    """Read and validate an experiment YAML file; errors name the file and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise LungpriorError(f"{p}: experiment file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise LungpriorError(f"{p}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(data, dict):
+        raise LungpriorError(f"{p}: the top level must be a mapping of settings")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise LungpriorError(f"{p}: {where}: {first['msg']}{more}") from None

@@ -1,0 +1,179 @@
+"""`run_experiment`: data -> segmentation -> masks x backbones x seeds -> train -> evaluate -> compare -> report.
+
+Folder layout: `EXP/data/`, `EXP/segmentation/`, `EXP/runs/<backbone>__<mask>__seed<s>/`, and at the top
+`results.csv`, `comparisons.csv`, `efficiency.csv`, `report.html`. Every stage is skipped when its inputs and
+settings are unchanged, and resumes when it was killed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lungprior.experiment.config import ExperimentConfig, MaskSettings
+from lungprior.experiment.stages import StageOutcome, content_hash, file_fingerprint, run_stage
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class ExperimentResult:
+    """Where everything went."""
+
+    exp_dir: Path
+    manifest: Path
+    masks_dir: Path | None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    stages_run: list[str] = field(default_factory=list)
+    tables: dict[str, Path] = field(default_factory=dict)
+    report: Path | None = None
+
+
+def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
+    """Generate the benchmark, curate NIH, or take a manifest as it is."""
+    ds = cfg.dataset
+    if ds.kind == "phantom":
+        from lungprior.data.phantom import DEFAULT_PREVALENCE, PhantomConfig, generate_benchmark
+
+        p = ds.phantom
+        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias,
+                             prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
+
+        def work(folder: Path) -> dict[str, Any]:
+            generate_benchmark(pcfg, folder / "benchmark", progress=True)
+            return {"manifest": str(folder / "benchmark" / "manifest.csv")}
+
+        return run_stage("data", exp / "data", content_hash("phantom", pcfg.to_dict()), work)
+    if ds.kind == "nih":
+        from lungprior.data.nih import curate_nih, write_curation
+
+        n = ds.nih
+        assert n is not None
+        key = content_hash("nih", n.model_dump(), [file_fingerprint(f) for f in (n.labels, n.train_list, n.test_list)])
+
+        def work_nih(folder: Path) -> dict[str, Any]:
+            result = curate_nih(n.labels, images_dir=n.images, train_list=n.train_list, test_list=n.test_list,
+                                val_fraction=n.val_fraction, no_finding_ratio=n.no_finding_ratio, views=n.views,
+                                seed=n.seed, progress=True)
+            manifest, _ = write_curation(result, folder)
+            return {"manifest": str(manifest)}
+
+        return run_stage("data", exp / "data", key, work_nih)
+    manifest = str(Path(ds.manifest or "").resolve())
+    return run_stage("data", exp / "data", content_hash("manifest", file_fingerprint(manifest)),
+                     lambda folder: {"manifest": manifest})
+
+
+def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> StageOutcome:
+    """Lung masks for every image: ground truth, a given folder, or (fine-tuned) LiteMedSAM/MedSAM."""
+    seg = cfg.segmentation
+    manifest = Path(data.record["manifest"])
+    key = content_hash("segmentation", data.hash, seg.model_dump(), file_fingerprint(seg.checkpoint))
+    if seg.source == "ground_truth":
+        return run_stage("segmentation", exp / "segmentation", key,
+                         lambda folder: {"masks_dir": str(manifest.parent / "masks")})
+    if seg.source == "masks_dir":
+        return run_stage("segmentation", exp / "segmentation", key,
+                         lambda folder: {"masks_dir": str(Path(seg.masks_dir or "").resolve())})
+
+    def work(folder: Path) -> dict[str, Any]:
+        from lungprior.experiment.segquality import segmentation_quality
+        from lungprior.segment.infer.runner import segment_manifest
+
+        weights = seg.checkpoint
+        record: dict[str, Any] = {}
+        if seg.finetune is not None:
+            from lungprior.segment.finetune.config import FinetuneConfig
+            from lungprior.segment.finetune.train import finetune
+
+            ft = seg.finetune
+            data_dir = str(manifest.parent) if ft.data == "phantom" else ft.data
+            result = finetune(FinetuneConfig(
+                data=data_dir, out=str(folder / "finetune"), backend=seg.backend, checkpoint=seg.checkpoint,
+                epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr, freeze_encoder=ft.freeze_encoder,
+                max_train=ft.max_train, seed=cfg.training.seeds[0],
+            ), progress=True)
+            weights = str(result.files.get("best", folder / "finetune" / "best.pth"))
+            record["finetune"] = {"best_epoch": result.best_epoch, "best_val": result.best_val, "test": result.test}
+        seg_result = segment_manifest(manifest, folder / "seg", backend=seg.backend, weights=weights,
+                                      prompt=seg.prompt, batch_size=seg.batch_size, progress=True)
+        record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed)
+        gt = manifest.parent / "masks"
+        if cfg.dataset.kind == "phantom" and gt.is_dir():
+            record["quality"] = segmentation_quality(manifest, seg_result.masks_dir, gt)
+        return record
+
+    return run_stage("segmentation", exp / "segmentation", key, work)
+
+
+def run_name(backbone: str, mask: MaskSettings, seed: int) -> str:
+    return f"{backbone}__{mask.spec().key()}__seed{seed}"
+
+
+def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: StageOutcome, backbone: str,
+                  mask: MaskSettings, seed: int) -> StageOutcome:
+    """Train and evaluate one grid cell."""
+    from lungprior.classify.config import TrainConfig
+    from lungprior.classify.train import train
+    from lungprior.evaluate.run_eval import evaluate_run
+
+    t = cfg.training
+    spec = mask.spec()
+    key = content_hash("run", data.hash, seg.hash if spec.needs_mask else None, t.model_dump(exclude={"backbones",
+                       "seeds", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers"}),
+                       spec.key(), backbone, seed, cfg.evaluation.model_dump())
+    folder = exp / "runs" / run_name(backbone, mask, seed)
+
+    def work(run: Path) -> dict[str, Any]:
+        tcfg = TrainConfig(
+            manifest=data.record["manifest"], out=str(run / "train"), mode=spec.mode,
+            masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
+            alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
+            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
+            pretrained=t.pretrained, devices=t.devices, accelerator=t.accelerator, strategy=t.strategy,
+            num_nodes=t.num_nodes, precision=t.precision, workers=t.workers, seed=seed, limit_train=t.limit_train,
+        )
+        train(tcfg, progress=True)
+        ev = cfg.evaluation
+        evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
+                     max_cam=ev.max_cam, progress=False)
+        return {"run_dir": str(run / "train"), "backbone": backbone, "mask": spec.key(), "mode": spec.mode,
+                "radius_mm": spec.radius_mm, "alpha": spec.alpha, "seed": seed}
+
+    return run_stage("run", folder, key, work)
+
+
+def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, log: Log = print) -> ExperimentResult:
+    """Run (or resume) every stage of the experiment into `exp_dir`."""
+    from lungprior.experiment.tables import write_tables
+    from lungprior.report.html import write_report
+
+    exp = Path(exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "experiment.json").write_text(cfg.model_dump_json(indent=2))
+    stages: list[str] = []
+    data = data_stage(cfg, exp)
+    stages += ["data"] if data.ran else []
+    log(f"data: {data.record['manifest']} ({'generated' if data.ran else 'unchanged, skipped'})")
+    needs_masks = any(m.spec().needs_mask for m in cfg.masks)
+    seg = segmentation_stage(cfg, exp, data) if needs_masks else None
+    if seg is not None:
+        stages += ["segmentation"] if seg.ran else []
+        log(f"segmentation: {seg.record.get('masks_dir')} ({'ran' if seg.ran else 'unchanged, skipped'})")
+    runs = []
+    for backbone in cfg.training.backbones:
+        for seed in cfg.training.seeds:
+            for mask in cfg.masks:
+                name = run_name(backbone, mask, seed)
+                log(f"run {name}: training and evaluating")
+                outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed)
+                stages += [name] if outcome.ran else []
+                runs.append(outcome.record)
+    result = ExperimentResult(exp, Path(data.record["manifest"]),
+                              Path(seg.record["masks_dir"]) if seg is not None else None, runs, stages)
+    result.tables = write_tables(cfg, exp, runs, seg.record if seg is not None else None)
+    result.report = write_report(cfg, exp, runs, data.record, seg.record if seg is not None else None)
+    return result

@@ -1,0 +1,1 @@
+"""The experiment report: one self-contained HTML file."""

@@ -1,0 +1,155 @@
+"""Figures of the report, each returned as an embeddable PNG data URI."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from PIL import Image
+from sklearn.metrics import roc_curve
+
+from lungprior.evaluate.stats import no_finding_score
+from lungprior.labels import FINDINGS, NO_FINDING
+
+MODE_ORDER = {"tight": 0, "loose": 1, "soft": 2, "original": 3}
+
+
+def to_data_uri(fig: plt.Figure, dpi: int = 90) -> str:
+    """Render a figure to a base64 PNG data URI and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def png_file_uri(path: str, max_width: int = 900) -> str:
+    """Embed an existing PNG file (downscaled to `max_width`)."""
+    img = Image.open(path).convert("RGB")
+    if img.width > max_width:
+        img = img.resize((max_width, round(img.height * max_width / img.width)), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def looseness_order(masks: list[str]) -> list[str]:
+    """Masks from tight to original: tight, loose by radius, soft by alpha, original."""
+    def key(m: str) -> tuple:
+        mode = m.split("-")[0]
+        number = "".join(ch for ch in m.split("-")[1] if ch.isdigit() or ch == ".") if "-" in m else ""
+        return (MODE_ORDER.get(mode, 9), float(number) if number else 0.0, m)
+
+    return sorted(dict.fromkeys(masks), key=key)
+
+
+def roc_figure(predictions: dict[str, pd.DataFrame], no_finding: str) -> str:
+    """ROC curves per finding and for No Finding, one line per mask."""
+    fig, axes = plt.subplots(1, len(FINDINGS) + 1, figsize=(3.0 * (len(FINDINGS) + 1), 3.1), sharey=True)
+    for ax, target in zip(axes, (*FINDINGS, NO_FINDING), strict=True):
+        for mask, df in predictions.items():
+            if target == NO_FINDING:
+                y = df[NO_FINDING].to_numpy()
+                s = no_finding_score(df[[f"p_{k}" for k in FINDINGS]].to_numpy(), no_finding)
+            else:
+                y, s = df[target].to_numpy(), df[f"p_{target}"].to_numpy()
+            if y.min() == y.max():
+                continue
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, lw=1.2, label=mask)
+        ax.plot([0, 1], [0, 1], color="#999", lw=0.6, ls="--")
+        ax.set_title(target, fontsize=9)
+        ax.set_xlabel("1 - specificity", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("sensitivity", fontsize=8)
+    axes[-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def auroc_bars(results: pd.DataFrame, target: str, title: str) -> str:
+    """AUROC with 95% CI per mask (x) and backbone (bars), for one target (e.g. "macro" or "No Finding")."""
+    sub = results[results["class"] == target]
+    masks = looseness_order(sub["mask"].tolist())
+    backbones = list(dict.fromkeys(sub["backbone"]))
+    fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(masks), 3.2))
+    width = 0.8 / max(1, len(backbones))
+    for b, backbone in enumerate(backbones):
+        part = sub[sub["backbone"] == backbone].groupby("mask")[["auroc", "ci_low", "ci_high"]].mean()
+        part = part.reindex(masks)
+        x = np.arange(len(masks)) + b * width
+        err = np.vstack([part["auroc"] - part["ci_low"], part["ci_high"] - part["auroc"]])
+        ax.bar(x, part["auroc"], width, yerr=np.nan_to_num(err), capsize=2, label=backbone)
+    ax.set_xticks(np.arange(len(masks)) + 0.4 - width / 2, masks, rotation=20, fontsize=7, ha="right")
+    low = np.nanmin(sub["ci_low"].to_numpy(dtype=float)) if sub["ci_low"].notna().any() else 0.5
+    ax.set_ylim(max(0.0, min(0.5, low - 0.05)), 1.0)
+    ax.set_ylabel("AUROC", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def efficiency_figure(eff: pd.DataFrame) -> str:
+    """Seconds per epoch and seconds to the best epoch per mask and backbone."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0))
+    masks = looseness_order(eff["mask"].tolist())
+    for ax, col, label in zip(axes, ("seconds_per_epoch", "seconds_to_best"), ("s / epoch", "s to best epoch"),
+                              strict=True):
+        table = eff.pivot_table(index="mask", columns="backbone", values=col, aggfunc="mean").reindex(masks)
+        table.plot.bar(ax=ax, rot=20, fontsize=7)
+        ax.set_ylabel(label, fontsize=8)
+        ax.set_xlabel("")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def looseness_figure(results: pd.DataFrame) -> str:
+    """Macro and No Finding AUROC as a function of looseness, per backbone."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0), sharey=True)
+    masks = looseness_order(results["mask"].tolist())
+    for ax, target in zip(axes, ("macro", NO_FINDING), strict=True):
+        sub = results[results["class"] == target]
+        for backbone, part in sub.groupby("backbone"):
+            means = part.groupby("mask")["auroc"].mean().reindex(masks)
+            ax.plot(range(len(masks)), means.to_numpy(), marker="o", label=backbone)
+        ax.set_xticks(range(len(masks)), masks, rotation=20, fontsize=7, ha="right")
+        ax.set_title(f"{target} AUROC vs looseness", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def histogram(values: np.ndarray, title: str, xlabel: str) -> str:
+    fig, ax = plt.subplots(figsize=(4.5, 2.6))
+    ax.hist(values[np.isfinite(values)], bins=30, color="#4a7bd0")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    fig.tight_layout()
+    return to_data_uri(fig)
+
+
+def mask_overlay_figure(images: list[np.ndarray], lungs: list[np.ndarray], specs: list, spacing: list[float | None],
+                        titles: list[str]) -> str:
+    """Images with the tight outline (green) and each other mask setting's outline (one colour each)."""
+    from lungprior.masks import prior_weight
+
+    colors = ["#34c759", "#ff9500", "#af52de", "#00c7be", "#ff3b30"]
+    fig, axes = plt.subplots(1, len(images), figsize=(3.0 * len(images), 3.2), squeeze=False)
+    for ax, img, lung, sp, title in zip(axes[0], images, lungs, spacing, titles, strict=True):
+        ax.imshow(img, cmap="gray")
+        for spec, color in zip(specs, colors, strict=False):
+            w = prior_weight(lung, spec, sp)
+            ax.contour(w >= 0.5, levels=[0.5], colors=color, linewidths=0.8)
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, label=s.key()) for s, c in zip(specs, colors, strict=False)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return to_data_uri(fig)
