@@ -1,0 +1,263 @@
+"""The on-disk input cache: every image decoded, masked and resized once into a uint8 memmap.
+
+Layout of `<cache_root>/<key>/`: `images.npy` (N, S, S) uint8 masked images, `masks.npy` (N, S, S) uint8 the
+fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known),
+`index.csv` (row -> image_id), `meta.json`, and the `done` marker written last. The key is the SHA-256 of
+everything that determines the pixels: per image its id, path, size, mtime, pixel spacing and mask file
+(path, size, mtime); the image size; `MaskSpec.key()`; `CACHE_VERSION`. A build happens in
+`<key>.partial` under a file lock and is renamed into place when complete, so a cache without `done` is
+never used and a build killed half-way restarts cleanly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from rich.progress import Progress
+
+from lungprior.data.atomic import atomic_open, write_json
+from lungprior.data.io import read_image, read_mask
+from lungprior.data.manifest import resolve
+from lungprior.errors import LungpriorError
+from lungprior.masks import MaskSpec, apply_prior, prior_weight, tight_mask
+
+CACHE_VERSION = 1
+_CHUNK = 32
+_PARALLEL_MIN_ITEMS = 256
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """Where one cached row comes from."""
+
+    image_id: str
+    image_path: str
+    mask_path: str | None
+    spacing_mm: float | None
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """A complete cache: folder, key, rows, image size, whether lung masks are stored, and the build."""
+
+    path: Path
+    key: str
+    n: int
+    image_size: int
+    has_masks: bool
+    built: bool
+    seconds: float
+
+    @property
+    def images_path(self) -> Path:
+        return self.path / "images.npy"
+
+    @property
+    def masks_path(self) -> Path:
+        return self.path / "masks.npy"
+
+
+def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | None, spec: MaskSpec) -> list[ItemSource]:
+    """One `ItemSource` per manifest row; a missing lung mask (when needed) raises naming the image."""
+    if spec.needs_mask and masks_dir is None:
+        raise LungpriorError(
+            f"--mode {spec.mode} needs lung masks: pass --masks DIR (no masks/ folder beside the manifest)"
+        )
+    out = []
+    columns = (manifest["image_id"], manifest["path"], manifest["pixel_spacing_mm"])
+    for image_id, rel, spacing in zip(*columns, strict=True):
+        mask = None
+        if masks_dir is not None:
+            mask = Path(masks_dir) / f"{image_id}.png"
+            if not mask.is_file():
+                raise LungpriorError(f"image {image_id}: lung mask not found, expected {mask}")
+        sp = float(spacing) if pd.notna(spacing) else None
+        out.append(ItemSource(str(image_id), str(resolve(manifest, rel)), str(mask) if mask else None, sp))
+    return out
+
+
+def cache_key(sources: Sequence[ItemSource], image_size: int, spec: MaskSpec) -> str:
+    """SHA-256 of everything that determines the cached pixels; a missing image raises naming it."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": CACHE_VERSION, "size": image_size, "spec": spec.key()}).encode())
+    for s in sources:
+        parts: list[object] = [s.image_id, s.image_path, *_stat(s.image_id, s.image_path, "image"), s.spacing_mm]
+        if s.mask_path is not None:
+            parts += [s.mask_path, *_stat(s.image_id, s.mask_path, "lung mask")]
+        h.update(json.dumps(parts).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def ensure_cache(
+    sources: Sequence[ItemSource],
+    image_size: int,
+    spec: MaskSpec,
+    cache_root: str | os.PathLike[str],
+    *,
+    processes: int | None = None,
+    progress: bool = True,
+) -> CacheInfo:
+    """Return the complete cache for these rows, building it first if needed (concurrent callers wait)."""
+    if not sources:
+        raise LungpriorError("nothing to cache: the manifest has no rows")
+    key = cache_key(sources, image_size, spec)
+    root = Path(cache_root)
+    final = root / key
+    has_masks = sources[0].mask_path is not None
+    if (final / "done").is_file():
+        return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
+    with _locked(root / f"{key}.lock"):
+        if (final / "done").is_file():  # another process finished it while we waited
+            return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
+        start = time.perf_counter()
+        partial = root / f"{key}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        _build(partial, sources, image_size, spec, has_masks, processes, progress)
+        seconds = time.perf_counter() - start
+        write_json(partial / "done", {"key": key, "rows": len(sources), "build_seconds": round(seconds, 3)})
+        os.replace(partial, final)
+    return _info(final, key, len(sources), image_size, has_masks, built=True, seconds=seconds)
+
+
+def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode, mask (at the image's own resolution) and resize one image: uint8 (S, S) image and lung coverage.
+
+    The image is squashed to S x S (aspect not kept) with PIL's antialiased bilinear filter; the tight lung
+    mask is resized with the same filter, so a masked-out pixel (coverage 0) stays exactly 0 in zero fill.
+    """
+    image, _ = read_image(src.image_path)
+    coverage = None
+    if src.mask_path is not None:
+        lungs = read_mask(src.mask_path, shape=image.shape)
+        try:
+            weight = prior_weight(lungs, spec, src.spacing_mm)
+        except LungpriorError as exc:
+            raise LungpriorError(f"image {src.image_id}: {exc} ({src.mask_path})") from None
+        image = apply_prior(image, weight, spec.fill)
+        coverage = _to_uint8(_resize(tight_mask(lungs).astype(np.float32), image_size))
+    elif spec.needs_mask:
+        raise LungpriorError(f"image {src.image_id}: --mode {spec.mode} needs a lung mask")
+    return _to_uint8(_resize(image, image_size)), coverage
+
+
+def open_cache(info: CacheInfo) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read-only memmaps of the cached images and lung coverage (None without masks)."""
+    images = np.load(info.images_path, mmap_mode="r")
+    masks = np.load(info.masks_path, mmap_mode="r") if info.has_masks else None
+    return images, masks
+
+
+def _build(
+    folder: Path,
+    sources: Sequence[ItemSource],
+    size: int,
+    spec: MaskSpec,
+    has_masks: bool,
+    processes: int | None,
+    progress: bool,
+) -> None:
+    folder.mkdir(parents=True)
+    n = len(sources)
+    for name in ("images.npy", *(("masks.npy",) if has_masks else ())):
+        arr = np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.uint8, shape=(n, size, size))
+        arr.flush()
+        del arr
+    chunks = [
+        (folder, list(range(i, min(i + _CHUNK, n))), sources[i : i + _CHUNK], size, spec) for i in range(0, n, _CHUNK)
+    ]
+    if processes is None:
+        processes = min(os.cpu_count() or 1, 4) if n >= _PARALLEL_MIN_ITEMS else 1
+    errors: list[str] = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"caching {n} images at {size}px ({spec.key()})", total=n)
+        if processes <= 1:
+            results: Iterator[tuple[int, list[str]]] = map(_fill_chunk, chunks)
+            for done, errs in results:
+                errors += errs
+                bar.advance(task, done)
+        else:
+            with mp.get_context("fork").Pool(processes) as pool:
+                for done, errs in pool.imap_unordered(_fill_chunk, chunks):
+                    errors += errs
+                    bar.advance(task, done)
+    if errors:
+        raise LungpriorError(f"{len(errors)} image(s) could not be cached; first: {errors[0]}")
+    with atomic_open(folder / "index.csv", "w", encoding="utf-8", newline="") as fh:
+        pd.DataFrame({"row": range(n), "image_id": [s.image_id for s in sources]}).to_csv(fh, index=False)
+    write_json(
+        folder / "meta.json",
+        {"version": CACHE_VERSION, "image_size": size, "mask_spec": spec.key(), "rows": n, "has_masks": has_masks},
+    )
+
+
+def _fill_chunk(args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec]) -> tuple[int, list[str]]:
+    """Render a chunk of rows into the memmaps; per-item errors are returned, not raised."""
+    folder, rows, sources, size, spec = args
+    images = np.load(folder / "images.npy", mmap_mode="r+")
+    masks = np.load(folder / "masks.npy", mmap_mode="r+") if (folder / "masks.npy").is_file() else None
+    errors = []
+    for row, src in zip(rows, sources, strict=True):
+        try:
+            image, coverage = render_item(src, size, spec)
+        except LungpriorError as exc:
+            text = str(exc)
+            errors.append(text if src.image_id in text else f"image {src.image_id}: {text}")
+            continue
+        images[row] = image
+        if masks is not None and coverage is not None:
+            masks[row] = coverage
+    images.flush()
+    if masks is not None:
+        masks.flush()
+    return len(rows), errors
+
+
+def _stat(image_id: str, path: str, what: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        reason = "file not found" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        raise LungpriorError(f"image {image_id}: {what} {path}: {reason}") from None
+    return st.st_size, st.st_mtime_ns
+
+
+def _resize(arr: np.ndarray, size: int) -> np.ndarray:
+    if arr.shape == (size, size):
+        return arr.astype(np.float32, copy=False)
+    im = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32))
+    return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _info(path: Path, key: str, n: int, size: int, has_masks: bool, *, built: bool, seconds: float) -> CacheInfo:
+    return CacheInfo(path=path, key=key, n=n, image_size=size, has_masks=has_masks, built=built, seconds=seconds)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (created if needed), held for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

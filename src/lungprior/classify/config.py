@@ -1,0 +1,158 @@
+"""`TrainConfig`: every setting of a classification run, validated, with a JSON round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from lungprior.errors import LungpriorError
+from lungprior.masks import MODES, MaskSpec
+from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_RADIUS_MM
+
+ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
+STRATEGIES: tuple[str, ...] = ("auto", "ddp")
+PRECISIONS: tuple[str, ...] = ("auto", "32", "16-mixed", "bf16-mixed")
+#: Settings that may change when a killed or finished run is continued; all others must match the run's own.
+RUNTIME_FIELDS: tuple[str, ...] = (
+    "out", "epochs", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers", "cache",
+)
+CACHE_DIRNAME = ".lungprior-cache"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of `lungprior train` (see the CLI's help for each field).
+
+    `masks` defaults to the `masks/` folder beside the manifest (the synthetic benchmark's own lung masks);
+    `cache` defaults to `<manifest folder>/.lungprior-cache`; a loose mask without a radius uses 10 mm.
+    """
+
+    manifest: str
+    out: str
+    mode: str = "original"
+    masks: str | None = None
+    radius_mm: float | None = None
+    radius_px: float | None = None
+    hull: bool = False
+    alpha: float = DEFAULT_ALPHA
+    fill: str = "zero"
+    backbone: str = "resnet50"
+    image_size: int = 224
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    patience: int = 5
+    pretrained: str = "none"
+    devices: str = "auto"
+    accelerator: str = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    limit_train: int | None = None
+    cache: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "manifest", str(self.manifest))
+        object.__setattr__(self, "out", str(self.out))
+        object.__setattr__(self, "devices", str(self.devices).strip().lower())
+        for name in ("masks", "cache"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(value))
+        if self.mode not in MODES:
+            raise LungpriorError(f"unknown --mode {self.mode!r}; choose from {', '.join(MODES)}")
+        self.mask_spec()  # validates fill, alpha and radii
+        _check(16 <= self.image_size <= 4096, f"--image-size must be between 16 and 4096, got {self.image_size}")
+        _check(self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        _check(self.patience >= 1, f"--patience must be at least 1, got {self.patience}")
+        _check(self.num_nodes >= 1, f"--num-nodes must be at least 1, got {self.num_nodes}")
+        _check(self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
+        _check(self.limit_train is None or self.limit_train >= 1, f"--limit-train must be >= 1, got {self.limit_train}")
+        _check(bool(self.backbone.strip()), "--backbone must name a timm model, e.g. resnet50")
+        _check(bool(self.pretrained.strip()), "--pretrained must be none, imagenet or a file path")
+        _check(
+            self.devices == "auto" or (self.devices.isdigit() and int(self.devices) >= 1),
+            f"--devices must be a positive number or 'auto', got {self.devices!r}",
+        )
+        _choice("accelerator", self.accelerator, ACCELERATORS)
+        _choice("strategy", self.strategy, STRATEGIES)
+        _choice("precision", self.precision, PRECISIONS)
+
+    def mask_spec(self) -> MaskSpec:
+        """The masking mode and parameters as a `MaskSpec`."""
+        radius_mm = self.radius_mm
+        if self.mode == "loose" and radius_mm is None and self.radius_px is None:
+            radius_mm = DEFAULT_RADIUS_MM
+        return MaskSpec(
+            mode=self.mode, radius_mm=radius_mm, radius_px=self.radius_px, hull=self.hull, alpha=self.alpha,
+            fill=self.fill,
+        )
+
+    def resolved(self) -> TrainConfig:
+        """A copy with absolute paths and the defaults filled in (masks folder, cache folder, loose radius)."""
+        manifest = Path(self.manifest).expanduser().resolve()
+        masks = self.masks
+        if masks is None and (manifest.parent / "masks").is_dir():
+            masks = str(manifest.parent / "masks")
+        spec = self.mask_spec()
+        return replace(
+            self,
+            manifest=str(manifest),
+            out=str(Path(self.out).expanduser().resolve()),
+            masks=str(Path(masks).expanduser().resolve()) if masks is not None else None,
+            cache=str(Path(self.cache or manifest.parent / CACHE_DIRNAME).expanduser().resolve()),
+            radius_mm=spec.radius_mm if self.mode == "loose" else self.radius_mm,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (e.g. `config.json`); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LungpriorError(f"unknown training setting(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise LungpriorError(f"incomplete training settings: {exc}") from None
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a `config.json` written by `train`."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LungpriorError(f"{p}: file not found") from None
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LungpriorError(f"{p}: not a readable config ({exc})") from None
+        if not isinstance(data, dict):
+            raise LungpriorError(f"{p}: not a training config (expected a JSON object)")
+        return cls.from_dict(data)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Names of the settings, other than `RUNTIME_FIELDS`, whose values differ."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise LungpriorError(message)
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise LungpriorError(f"unknown --{name} {value!r}; choose from {', '.join(choices)}")

@@ -1,0 +1,146 @@
+"""The classification dataset: cached masked images, five finding labels, laterality-preserving augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import InterpolationMode, v2
+
+from lungprior.classify.backbone import normalisation
+from lungprior.classify.cache import CacheInfo, ensure_cache, item_sources, open_cache
+from lungprior.classify.config import TrainConfig
+from lungprior.data.manifest import SPLITS, read_manifest
+from lungprior.errors import LungpriorError
+from lungprior.labels import FINDINGS
+
+LUNG_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A manifest read once and its input cache (shared by the datasets of one run)."""
+
+    cfg: TrainConfig
+    frame: pd.DataFrame
+    cache: CacheInfo
+
+
+def prepare(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
+    """Read the manifest and make sure its input cache is complete (built on first use)."""
+    cfg = cfg.resolved()
+    frame = read_manifest(cfg.manifest)
+    spec = cfg.mask_spec()
+    cache = ensure_cache(item_sources(frame, cfg.masks, spec), cfg.image_size, spec, cfg.cache, progress=progress)
+    return Prepared(cfg=cfg, frame=frame, cache=cache)
+
+
+def augmentation() -> v2.Transform:
+    """Small random affine (+-5 deg, +-4 % shift, 0.95-1.05 scale) and brightness/contrast jitter; no flips."""
+    return v2.Compose(
+        [
+            v2.RandomAffine(
+                degrees=5.0, translate=(0.04, 0.04), scale=(0.95, 1.05), interpolation=InterpolationMode.BILINEAR,
+                fill=0.0,
+            ),
+            v2.ColorJitter(brightness=0.1, contrast=0.1),
+        ]
+    )
+
+
+class ClassifyDataset(Dataset):
+    """Items are `(image (1, S, S) float32 normalised, labels (5,) float32, index)` for one split.
+
+    `frame` holds the split's manifest rows in item order (`frame.iloc[index]`); `raw_image(index)` is the
+    cached uint8 image (masked, resized, not augmented) and `lung_mask(index)` the tight lung mask at the
+    same S x S (coverage >= 0.5), for attention-in-lung measurements.
+    """
+
+    def __init__(
+        self, cache: CacheInfo, frame: pd.DataFrame, rows: np.ndarray, *, mean: float, std: float, train: bool
+    ) -> None:
+        self.cache = cache
+        self.frame = frame.reset_index(drop=True)
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.labels = self.frame.loc[:, list(FINDINGS)].to_numpy(dtype=np.float32)
+        self.mean, self.std, self.train = float(mean), float(std), bool(train)
+        self.transform = augmentation() if train else None
+        self._images: np.ndarray | None = None
+        self._masks: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x = torch.from_numpy(self.raw_image(index).astype(np.float32) / 255.0).unsqueeze(0)
+        if self.transform is not None:
+            x = self.transform(x)
+        x = (x - self.mean) / self.std
+        return x, torch.from_numpy(self.labels[index]), int(index)
+
+    @property
+    def image_ids(self) -> list[str]:
+        return self.frame["image_id"].astype(str).tolist()
+
+    @property
+    def image_size(self) -> int:
+        return self.cache.image_size
+
+    def raw_image(self, index: int) -> np.ndarray:
+        """The cached uint8 (S, S) image: decoded, masked and resized, before augmentation."""
+        if self._images is None:
+            self._images, self._masks = open_cache(self.cache)
+        return np.asarray(self._images[self.rows[index]])
+
+    def lung_coverage(self, index: int) -> np.ndarray:
+        """Fraction in [0, 1] of each S x S pixel covered by the tight lung mask."""
+        if not self.cache.has_masks:
+            raise LungpriorError("no lung masks for this manifest: pass --masks DIR to train with them")
+        if self._images is None:
+            self._images, self._masks = open_cache(self.cache)
+        assert self._masks is not None
+        return np.asarray(self._masks[self.rows[index]], dtype=np.float32) / 255.0
+
+    def lung_mask(self, index: int, threshold: float = LUNG_THRESHOLD) -> np.ndarray:
+        """The tight lung mask resized to S x S, as bool (pixels at least `threshold` covered)."""
+        return self.lung_coverage(index) >= threshold
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_images"] = state["_masks"] = None  # reopened lazily in each worker
+        return state
+
+
+def split_positions(frame: pd.DataFrame, split: str, limit: int | None = None, seed: int = 0) -> np.ndarray:
+    """Row positions of `split` in the manifest; with `limit`, a seeded random subset kept in manifest order."""
+    if split not in SPLITS:
+        raise LungpriorError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    rows = np.flatnonzero(frame["split"].astype(str).to_numpy() == split)
+    if limit is not None and limit < len(rows):
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(rows, size=limit, replace=False))
+    return rows
+
+
+def make_dataset(
+    cfg: TrainConfig, split: str, train: bool = False, *, prepared: Prepared | None = None, progress: bool = True
+) -> ClassifyDataset:
+    """The dataset of one split for this config (the cache is built on first use).
+
+    `train=True` adds augmentation; `--limit-train` applies to the train split only.
+    """
+    prep = prepared or prepare(cfg, progress=progress)
+    limit = prep.cfg.limit_train if split == "train" else None
+    rows = split_positions(prep.frame, split, limit, prep.cfg.seed)
+    mean, std = normalisation(prep.cfg.backbone)
+    return ClassifyDataset(prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train)
+
+
+def pos_weight(dataset: ClassifyDataset) -> torch.Tensor:
+    """Per-finding negatives / positives in a (train) dataset; a finding without positives gets weight 1."""
+    positives = dataset.labels.sum(axis=0)
+    negatives = len(dataset) - positives
+    return torch.tensor(np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0), dtype=torch.float32)

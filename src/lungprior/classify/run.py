@@ -1,0 +1,134 @@
+"""The run folder: its config, the result record (`efficiency.json`), the exported weights and history.
+
+Layout of RUN_DIR: `config.json`, `model.pt` (best weights, plain state dict), `checkpoints/{best,last}.ckpt`,
+`history.csv` (one row per epoch), `efficiency.json` (the `TrainResult`, written last: a run is finished
+when it exists), `pretrained.json` (what a `--pretrained PATH` file loaded), `csv/` and `tensorboard/` logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from lungprior.classify.config import TrainConfig
+from lungprior.data.atomic import atomic_open, atomic_path, write_json
+from lungprior.errors import LungpriorError
+
+CONFIG = "config.json"
+EFFICIENCY = "efficiency.json"
+MODEL = "model.pt"
+HISTORY = "history.csv"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    """What a run achieved and cost (also `RUN_DIR/efficiency.json`)."""
+
+    run_dir: str
+    epochs_run: int
+    best_epoch: int
+    best_val_auroc: float
+    val_auroc_per_finding: dict[str, float] = field(default_factory=dict)
+    seconds_per_epoch: float = float("nan")
+    seconds_to_best: float = float("nan")
+    train_images_per_s: float = float("nan")
+    peak_memory_mb: float = float("nan")
+    peak_memory_source: str = "rss"
+    cache_build_seconds: float = 0.0
+    cache_built_now: bool = False
+    cache_dir: str = ""
+    stopped_early: bool = False
+    resumed: bool = False
+    already_finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _json_number(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainResult:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (float("nan") if v is None and k != "run_dir" else v) for k, v in data.items() if k in known})
+
+
+def claim_run_dir(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
+    """Check that `run_dir` is new, empty or holds this run; return the stored config (None when new).
+
+    A run with other settings (outside `RUNTIME_FIELDS`) raises a `LungpriorError` naming them.
+    """
+    path = run_dir / CONFIG
+    if path.is_file():
+        old = TrainConfig.from_json(path)
+        diff = cfg.differences(old)
+        if diff:
+            changes = "; ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
+            raise LungpriorError(
+                f"{run_dir}: holds a run with other settings ({changes}); use a new --out or the run's own settings"
+            )
+        return old
+    if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
+        raise LungpriorError(f"{run_dir}: folder is not empty and holds no run (no {CONFIG}); use a new --out")
+    return None
+
+
+def finished_result(run_dir: Path, cfg: TrainConfig) -> TrainResult | None:
+    """The stored result when the run is complete for `cfg.epochs` (or stopped early), else None."""
+    path = run_dir / EFFICIENCY
+    if not path.is_file() or not (run_dir / MODEL).is_file():
+        return None
+    try:
+        result = TrainResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return None
+    if result.stopped_early or result.epochs_run >= cfg.epochs:
+        result.already_finished = True
+        return result
+    return None
+
+
+def export_weights(best_ckpt: Path, out: Path) -> None:
+    """Write the backbone's weights from a Lightning checkpoint as a plain state dict (weights_only-loadable)."""
+    ckpt = torch.load(best_ckpt, map_location="cpu", weights_only=False)
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    with atomic_path(out, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+
+
+def write_history(epochs: list[dict[str, Any]], out: Path) -> None:
+    with atomic_open(out, "w", encoding="utf-8", newline="") as fh:
+        pd.DataFrame(epochs).to_csv(fh, index=False)
+
+
+def write_result(result: TrainResult, run_dir: Path) -> None:
+    write_json(run_dir / EFFICIENCY, result.to_dict())
+
+
+def peak_memory(cuda: bool) -> tuple[float, str]:
+    """Peak memory in MiB: CUDA max allocated when training on CUDA, else this process's max RSS."""
+    if cuda and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "rss"
+
+
+def rank() -> int:
+    """This process's global rank as set by the launcher (0 when not distributed)."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_number(v) for k, v in value.items()}
+    return value

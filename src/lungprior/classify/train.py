@@ -1,0 +1,184 @@
+"""`train`: one multi-label classification run with Lightning, resumable from its last checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader
+
+from lungprior.classify import run as runfiles
+from lungprior.classify.backbone import check_backbone, create_backbone
+from lungprior.classify.cache import CacheInfo
+from lungprior.classify.config import TrainConfig
+from lungprior.classify.data import ClassifyDataset, make_dataset, pos_weight, prepare
+from lungprior.classify.history import RunHistory
+from lungprior.classify.module import Classifier, per_finding_auroc
+from lungprior.classify.run import TrainResult
+from lungprior.data.atomic import write_json
+from lungprior.errors import LungpriorError
+from lungprior.labels import FINDINGS
+
+log = logging.getLogger("lungprior.classify")
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train (or resume, or return the finished) run described by `cfg` in `cfg.out`.
+
+    Rerunning with the same settings continues from `checkpoints/last.ckpt`; a finished run is returned
+    without training; a folder holding a run with other settings raises a `LungpriorError`.
+    `callbacks` are extra Lightning callbacks (e.g. for monitoring).
+    """
+    cfg = cfg.resolved()
+    run_dir = Path(cfg.out)
+    runfiles.claim_run_dir(run_dir, cfg)
+    done = runfiles.finished_result(run_dir, cfg)
+    if done is not None:
+        log.info("%s: run already finished (%d epochs); not retraining", run_dir, done.epochs_run)
+        return done
+    check_backbone(cfg.backbone)
+    prep = prepare(cfg, progress=progress)
+    train_ds = make_dataset(cfg, "train", train=True, prepared=prep)
+    val_ds = make_dataset(cfg, "val", train=False, prepared=prep)
+    _check_splits(train_ds, val_ds, cfg)
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
+    if runfiles.rank() == 0:
+        write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
+        if report is not None:
+            write_json(run_dir / "pretrained.json", report.to_dict())
+    module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
+    history = RunHistory()
+    best_ckpt = ModelCheckpoint(
+        dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
+        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
+    trainer = _trainer(cfg, run_dir, [history, best_ckpt, stopper, *callbacks], progress, len(train_ds))
+    last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
+    resumed = last.is_file()
+    uses_cuda = trainer.strategy.root_device.type == "cuda"
+    if uses_cuda:
+        torch.cuda.reset_peak_memory_stats()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resuming
+        warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*is deprecated.*")
+        trainer.fit(
+            module, _loader(train_ds, cfg, shuffle=True, cuda=uses_cuda), _loader(val_ds, cfg, cuda=uses_cuda),
+            ckpt_path=str(last) if resumed else None,
+        )
+    if trainer.interrupted:
+        raise LungpriorError(f"{run_dir}: training interrupted; rerun the same command to resume from last.ckpt")
+    result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda)
+    if trainer.is_global_zero:
+        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL)
+        runfiles.write_history(history.epochs, run_dir / runfiles.HISTORY)
+        runfiles.write_result(result, run_dir)
+    return result
+
+
+def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: TrainConfig) -> None:
+    if len(train_ds) < 2:
+        raise LungpriorError(f"{cfg.manifest}: the train split needs at least 2 images, has {len(train_ds)}")
+    if len(val_ds) == 0:
+        raise LungpriorError(f"{cfg.manifest}: the val split is empty; val_auroc needs validation images")
+    fake = np.linspace(0.0, 1.0, len(val_ds))[:, None].repeat(len(FINDINGS), axis=1)
+    if all(np.isnan(v) for v in per_finding_auroc(val_ds.labels, fake).values()):
+        raise LungpriorError(
+            f"{cfg.manifest}: no finding has both positive and negative images in the val split; val_auroc is undefined"
+        )
+
+
+def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progress: bool, n_train: int) -> L.Trainer:
+    cuda = cfg.accelerator in ("auto", "gpu") and torch.cuda.is_available()
+    precision = cfg.precision if cfg.precision != "auto" else ("16-mixed" if cuda else "32")
+    batches = max(1, n_train // cfg.batch_size)
+    loggers = [
+        CSVLogger(run_dir, name="csv"),
+        TensorBoardLogger(run_dir, name="tensorboard", default_hp_metric=False),
+    ]
+    if progress:
+        callbacks = [*callbacks, RichProgressBar()]
+    try:
+        trainer = L.Trainer(
+            accelerator=cfg.accelerator,
+            devices=int(cfg.devices) if cfg.devices.isdigit() else "auto",
+            strategy=cfg.strategy,
+            num_nodes=cfg.num_nodes,
+            precision=precision,  # type: ignore[arg-type]
+            max_epochs=cfg.epochs,
+            logger=loggers,
+            callbacks=callbacks,
+            default_root_dir=run_dir,
+            enable_progress_bar=progress,
+            enable_model_summary=progress,
+            num_sanity_val_steps=0,
+            log_every_n_steps=min(50, batches),
+            deterministic="warn",
+        )
+    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+        raise LungpriorError(f"cannot set up training: {' '.join(str(exc).split())}") from None
+    for lg in loggers:
+        lg.log_hyperparams(cfg.to_dict())
+    return trainer
+
+
+def _loader(ds: ClassifyDataset, cfg: TrainConfig, *, shuffle: bool = False, cuda: bool = False) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=shuffle,
+        drop_last=shuffle and len(ds) > cfg.batch_size,  # no size-1 batch for BatchNorm
+        num_workers=cfg.workers,
+        pin_memory=cuda,
+        persistent_workers=cfg.workers > 0,
+    )
+
+
+def _result(
+    cfg: TrainConfig, cache: CacheInfo, history: RunHistory, stopper: EarlyStopping, resumed: bool, cuda: bool
+) -> TrainResult:
+    epochs = history.epochs
+    best = history.best()
+    best_epoch = int(best["epoch"]) if best else -1
+    epoch_s = [e["epoch_seconds"] for e in epochs]
+    train_s = sum(e["train_seconds"] for e in epochs)
+    memory, source = runfiles.peak_memory(cuda)
+    return TrainResult(
+        run_dir=cfg.out,
+        epochs_run=len(epochs),
+        best_epoch=best_epoch,
+        best_val_auroc=float(best["val_auroc"]) if best else float("nan"),
+        val_auroc_per_finding={f: float(best[f"val_auroc_{f}"]) for f in FINDINGS} if best else {},
+        seconds_per_epoch=float(np.mean(epoch_s)) if epoch_s else float("nan"),
+        seconds_to_best=float(sum(e["epoch_seconds"] for e in epochs if e["epoch"] <= best_epoch)),
+        train_images_per_s=sum(e["train_images"] for e in epochs) / train_s if train_s > 0 else float("nan"),
+        peak_memory_mb=memory,
+        peak_memory_source=source,
+        cache_build_seconds=_cache_seconds(cache),
+        cache_built_now=bool(cache.built),
+        cache_dir=str(cache.path),
+        stopped_early=bool(stopper.stopped_epoch > 0),
+        resumed=resumed,
+    )
+
+
+def _cache_seconds(cache: CacheInfo) -> float:
+    """How long building this cache took (now, or when it was built, from its `done` marker)."""
+    if cache.built:
+        return float(cache.seconds)
+    try:
+        return float(json.loads((cache.path / "done").read_text())["build_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("nan")

@@ -1,0 +1,97 @@
+"""`lungprior train`: train a multi-label classifier on original, tight, loose or soft-masked images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lungprior.labels import FINDINGS
+
+if TYPE_CHECKING:
+    from lungprior.classify import TrainResult
+
+
+def train_command(
+    manifest: Path = typer.Option(..., "--manifest", help="Classification manifest (NIH format)."),
+    out: Path = typer.Option(..., "--out", help="Run folder; rerunning the same command resumes the run there."),
+    mode: str = typer.Option("original", "--mode", help="Masking: original, tight, loose or soft."),
+    masks: Path = typer.Option(
+        None, "--masks", help="Folder of lung masks <image_id>.png (default: masks/ beside the manifest)."
+    ),
+    radius_mm: float = typer.Option(None, "--radius-mm", help="Loose mask: dilation radius in mm (default 10)."),
+    radius_px: float = typer.Option(None, "--radius-px", help="Loose mask: radius in pixels when spacing is unknown."),
+    hull: bool = typer.Option(False, "--hull", help="Loose mask: convex hull of each lung before dilation."),
+    alpha: float = typer.Option(0.3, "--alpha", help="Soft mask: weight kept outside the lungs, in [0, 1]."),
+    fill: str = typer.Option("zero", "--fill", help="What replaces masked-out pixels: zero or mean."),
+    backbone: str = typer.Option(
+        "resnet50", "--backbone", help="timm model name: resnet50, densenet121, efficientnet_b0, ..."
+    ),
+    image_size: int = typer.Option(224, "--image-size", help="Input size in pixels (images are resized to S x S)."),
+    epochs: int = typer.Option(20, "--epochs", help="Maximum number of epochs."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per batch (per device)."),
+    lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (cosine decay over the epochs)."),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW weight decay."),
+    patience: int = typer.Option(5, "--patience", help="Early stopping: epochs without a better val AUROC."),
+    pretrained: str = typer.Option(
+        "none", "--pretrained", help="Initial weights: none, imagenet (timm) or PATH to a state dict file."
+    ),
+    devices: str = typer.Option("auto", "--devices", help="Number of devices, or auto."),
+    accelerator: str = typer.Option("auto", "--accelerator", help="auto, cpu or gpu."),
+    strategy: str = typer.Option("auto", "--strategy", help="auto or ddp."),
+    num_nodes: int = typer.Option(1, "--num-nodes", help="Number of machines."),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (16-mixed on CUDA, 32 otherwise), 32, 16-mixed or bf16-mixed."
+    ),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same settings and seed give the same run."),
+    limit_train: int = typer.Option(None, "--limit-train", help="Use a seeded random subset of N train images."),
+    cache: Path = typer.Option(
+        None, "--cache", help="Input cache folder (default: .lungprior-cache beside the manifest)."
+    ),
+) -> None:
+    """Train a multi-label CNN on the five findings; writes weights, logs and efficiency.json to --out."""
+    from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
+    from lungprior.classify.run import rank
+
+    cfg = TrainConfig(
+        manifest=str(manifest), out=str(out), mode=mode, masks=str(masks) if masks else None, radius_mm=radius_mm,
+        radius_px=radius_px, hull=hull, alpha=alpha, fill=fill, backbone=backbone, image_size=image_size,
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+        pretrained=pretrained, devices=devices, accelerator=accelerator, strategy=strategy, num_nodes=num_nodes,
+        precision=precision, workers=workers, seed=seed, limit_train=limit_train, cache=str(cache) if cache else None,
+    )
+    result = train(cfg)
+    if rank() != 0:  # one summary per run, not one per process
+        return
+    state = "finished (resumed)" if result.resumed else "finished"
+    state = "already finished" if result.already_finished else state
+    typer.echo(f"run {state}: {result.run_dir}")
+    Console().print(summary_table(result))
+
+
+def summary_table(result: TrainResult) -> Table:
+    """The run's outcome and cost as a small table."""
+    table = Table(title="training run", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("", justify="right")
+    table.add_row("epochs run", str(result.epochs_run))
+    table.add_row("best epoch", str(result.best_epoch))
+    table.add_row("best val AUROC (macro)", f"{result.best_val_auroc:.4f}")
+    for name in FINDINGS:
+        value = result.val_auroc_per_finding.get(name)
+        table.add_row(f"  {name}", "-" if value is None else f"{value:.4f}")
+    table.add_row("seconds / epoch", f"{result.seconds_per_epoch:.1f}")
+    table.add_row("seconds to best", f"{result.seconds_to_best:.1f}")
+    table.add_row("train images / s", f"{result.train_images_per_s:.1f}")
+    table.add_row(f"peak memory MiB ({result.peak_memory_source})", f"{result.peak_memory_mb:.0f}")
+    table.add_row("cache build seconds", f"{result.cache_build_seconds:.1f}")
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` to the app."""
+    app.command("train")(train_command)
