@@ -168,9 +168,9 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
         for seed in cfg.training.seeds:
             for mask in cfg.masks:
                 name = run_name(backbone, mask, seed)
-                log(f"run {name}: training and evaluating")
                 outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed)
                 stages += [name] if outcome.ran else []
+                log(f"run {name}: {'trained and evaluated' if outcome.ran else 'unchanged, skipped'}")
                 runs.append(outcome.record)
     result = ExperimentResult(exp, Path(data.record["manifest"]),
                               Path(seg.record["masks_dir"]) if seg is not None else None, runs, stages)

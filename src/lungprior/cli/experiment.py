@@ -1,0 +1,61 @@
+"""`lungprior experiment` (a study from a YAML file) and `lungprior demo` (the built-in demo study)."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lungprior.experiment import load_experiment, run_experiment
+
+
+def _print_results(console: Console, exp: Path) -> None:
+    results = pd.read_csv(exp / "results.csv")
+    table = Table(title="AUROC (test split) per backbone and mask")
+    targets = ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "macro", "No Finding"]
+    for col in ("backbone", "mask", *targets):
+        table.add_column(col, justify="right" if col in targets else "left")
+    for (backbone, mask), part in results.groupby(["backbone", "mask"], sort=False):
+        values = part.groupby("class")["auroc"].mean()
+        table.add_row(backbone, mask, *(f"{values.get(t, float('nan')):.3f}" for t in targets))
+    console.print(table)
+
+
+def experiment_command(
+    config: Path = typer.Argument(..., help="Experiment YAML file (see configs/)."),
+    out: Path = typer.Option(None, "--out", help="Experiment folder (default: experiments/<name>)."),
+) -> None:
+    """Run a whole study: data, segmentation, every backbone x mask x seed, evaluation, comparisons, report."""
+    cfg = load_experiment(config)
+    exp = out or Path("experiments") / cfg.name
+    console = Console()
+    start = time.perf_counter()
+    result = run_experiment(cfg, exp, log=console.print)
+    _print_results(console, exp)
+    console.print(f"report: {result.report}  ({time.perf_counter() - start:.0f} s)")
+
+
+def demo_command(
+    out: Path = typer.Option(Path("lungprior-demo"), "--out", help="Folder for the demo study."),
+) -> None:
+    """The demo: synthetic benchmark with shortcuts, LiteMedSAM fine-tuned and run prompt-free, two backbones x
+    original/loose/tight, evaluation, comparisons and the HTML report. CPU only, no downloads."""
+    demo = resources.files("lungprior.experiment").joinpath("demo.yaml")
+    with resources.as_file(demo) as path:
+        cfg = load_experiment(path)
+    console = Console()
+    start = time.perf_counter()
+    result = run_experiment(cfg, out, log=console.print)
+    _print_results(console, out)
+    console.print(f"report: {result.report}  ({time.perf_counter() - start:.0f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `experiment` and `demo` to the app."""
+    app.command("experiment")(experiment_command)
+    app.command("demo")(demo_command)

@@ -1,0 +1,108 @@
+"""A whole (tiny) experiment: killed mid-way, resumed, skipped when unchanged, report opened in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from lungprior.experiment import load_experiment, run_experiment
+
+CONFIG = """
+name: tiny
+dataset:
+  kind: phantom
+  phantom: {n: 110, size: 64, seed: 1, bias: 0.9}
+segmentation: {source: ground_truth}
+masks:
+  - {mode: original}
+  - {mode: tight}
+  - {mode: loose, radius_mm: 10}
+training: {backbones: [resnet18], seeds: [0], image_size: 64, epochs: 1, batch_size: 16}
+evaluation: {bootstrap: 30, cam: true, max_cam: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("exp")
+    config = root / "tiny.yaml"
+    config.write_text(CONFIG)
+    exp = root / "out"
+    # Start the study in another process and kill it (SIGKILL) once the first grid cell has finished.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lungprior.cli.main", "experiment", str(config), "--out", str(exp)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    first = exp / "runs" / "resnet18__original__seed0" / "stage.json"
+    deadline = time.time() + 400
+    while not first.is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.is_file(), "the first grid cell never finished"
+    first_mtime = first.stat().st_mtime_ns
+    resumed = run_experiment(load_experiment(config), exp, log=lambda _: None)
+    again = run_experiment(load_experiment(config), exp, log=lambda _: None)
+    return {"exp": exp, "resumed": resumed, "again": again, "first_mtime": first_mtime, "first": first}
+
+
+def test_resumes_after_kill_without_redoing_finished_cells(experiment: dict) -> None:
+    assert experiment["first"].stat().st_mtime_ns == experiment["first_mtime"]
+    assert "resnet18__original__seed0" not in experiment["resumed"].stages_run
+    assert {"resnet18__tight__seed0", "resnet18__loose-10mm__seed0"} <= set(experiment["resumed"].stages_run)
+
+
+def test_unchanged_rerun_skips_every_stage(experiment: dict) -> None:
+    assert experiment["again"].stages_run == []
+
+
+def test_tables(experiment: dict) -> None:
+    exp = experiment["exp"]
+    results = pd.read_csv(exp / "results.csv")
+    assert set(results["mask"]) == {"original", "tight", "loose-10mm"}
+    assert set(results["class"]) == {"Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "macro", "No Finding"}
+    ok = results.dropna(subset=["auroc"])
+    assert ((ok["ci_low"] <= ok["auroc"]) & (ok["auroc"] <= ok["ci_high"])).all()
+    comparisons = pd.read_csv(exp / "comparisons.csv")
+    assert set(comparisons["mask"]) == {"tight", "loose-10mm"} and set(comparisons["versus"]) == {"original"}
+    valid = comparisons["p"].dropna()  # NaN where a class has < 2 positives in this tiny test split
+    assert len(valid) >= 3 and valid.between(0, 1).all()
+    eff = pd.read_csv(exp / "efficiency.csv")
+    assert len(eff) == 3 and (eff["seconds_per_epoch"] > 0).all()
+    metrics = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "metrics.json").read_text())
+    assert metrics["attention"]["attention_in_lung"] is not None
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_loads_in_headless_chromium(experiment: dict) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    report = experiment["exp"] / "report.html"
+    with sync_api.sync_playwright() as pw:
+        chrome = pw.chromium.launch(executable_path=browser, args=["--no-sandbox", "--disable-gpu",
+                                                                   "--disable-background-networking"])
+        page = chrome.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.goto(report.as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+        chrome.close()
+    assert len(images) >= 6 and all(done and width > 0 for done, width in images)
+    assert problems == []
+    for section in ("Findings", "Dataset", "ROC curves", "No Finding", "Training efficiency", "Where the models look"):
+        assert section in headings
