@@ -1,0 +1,77 @@
+"""`lungprior finetune`: fine-tune LiteMedSAM / MedSAM on lung masks (see `lungprior.segment.finetune`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def finetune_command(
+    data: Annotated[Path, typer.Option(help="A segdata folder or a synthetic-benchmark (phantom) folder.")],
+    out: Annotated[Path, typer.Option(help="Run folder (created; a rerun with the same settings resumes).")],
+    backend: Annotated[str, typer.Option(help="Backend: litemedsam or medsam.")] = "litemedsam",
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Base weights (default: LiteMedSAM's bundled weights; required for medsam)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Images per batch (each gives one prompt per lung).")] = 8,
+    lr: Annotated[
+        float | None, typer.Option(help="AdamW learning rate (default: the recipe's, 5e-5 litemedsam, 1e-4 medsam).")
+    ] = None,
+    freeze_encoder: Annotated[
+        str,
+        typer.Option(
+            help="auto|yes|no. auto freezes the image encoder on the CPU and trains it on a GPU. Frozen, the "
+            "encoder's embeddings are cached and only the decoder (and prompt encoder) is trained, without image "
+            "augmentation: a deviation from the full recipe, made because one encoder pass takes seconds per "
+            "image on a CPU."
+        ),
+    ] = "auto",
+    max_train: Annotated[int | None, typer.Option(help="Use at most this many training images.")] = None,
+    devices: Annotated[str, typer.Option(help="Number of devices, or auto (several GPUs train with DDP).")] = "auto",
+    accelerator: Annotated[str, typer.Option(help="auto|cpu|gpu.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto|32|16-mixed|bf16-mixed (auto: 16-mixed on a GPU, 32 on the CPU).")
+    ] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed: same settings and seed, same result.")] = 0,
+) -> None:
+    """Fine-tune a box-prompted lung segmenter (one box per lung), keep the best epoch, compare with zero-shot."""
+    from lungprior.segment.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(
+        data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),
+        epochs=epochs, batch_size=batch_size, lr=lr, freeze_encoder=freeze_encoder, max_train=max_train,
+        devices=devices, accelerator=accelerator, precision=precision, seed=seed,
+    )
+    result = finetune(cfg, progress=True)
+    if result.partial:  # another process of a multi-device run; rank 0 prints the summary
+        return
+    console = Console(highlight=False)
+    if result.already_finished:
+        console.print(f"already finished: {result.out} (not retrained)")
+    table = Table(title=f"{cfg.backend} on the test split (HD95 in pixels)")
+    for column in ("weights", "Dice", "IoU", "HD95"):
+        table.add_column(column, justify="left" if column == "weights" else "right")
+    for name, label in (("zero_shot", "zero-shot"), ("finetuned", "fine-tuned")):
+        values = result.test.get(name, {})
+        table.add_row(label, *(_fmt(values.get(k)) for k in ("dice", "iou", "hd95")))
+    console.print(table)
+    console.print(f"best epoch: {result.best_epoch} (val Dice {_fmt(result.best_val.get('val_dice'))})")
+    console.print(f"image encoder: {'frozen (cached embeddings)' if result.freeze_encoder else 'trained'}")
+    for name, path in result.files.items():
+        console.print(f"{name}: {path}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `finetune` to the app."""
+    app.command("finetune")(finetune_command)

@@ -1,0 +1,142 @@
+"""Training data for box-prompted lung segmentation: image–mask pairs, per-lung boxes and targets, box jitter.
+
+Each lung is a separate prompt: its box comes from one of the ground-truth mask's two largest connected
+components (in original pixels) and its target is that component alone, not the union of both lungs.
+Targets live at the decoder's 256x256 logit resolution in model-input space: the mask is resized with
+nearest-neighbour to the model input (padded for LiteMedSAM, stretched for MedSAM), then to 256x256.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from lungprior.data.io import read_image, read_mask
+from lungprior.data.manifest import SPLITS, read_csv, read_manifest, read_seg_manifest, resolve
+from lungprior.errors import LungpriorError
+from lungprior.segment.preprocess import Transform
+
+LOW_RES = 256  # side of the SAM decoder's mask logits
+MAX_LUNGS = 2
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image and its ground-truth lung mask (pixels >= 128 are lung)."""
+
+    image_id: str
+    image: Path
+    mask: Path
+    split: str
+
+
+def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
+    """Image–mask pairs of one split from a segdata folder or a synthetic-benchmark (phantom) folder.
+
+    A `manifest.csv` with a `mask_path` column is a segdata manifest; otherwise it is an NIH-format
+    manifest whose masks are `masks/<image_id>.png` beside it (the synthetic benchmark's layout).
+    """
+    if split not in SPLITS:
+        raise LungpriorError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
+    folder = Path(data_dir)
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        raise LungpriorError(f"{folder}: no manifest.csv (expected a segdata or phantom folder)")
+    if "mask_path" in read_csv(manifest).columns:
+        df = read_seg_manifest(manifest)
+        masks = [resolve(df, m) for m in df["mask_path"].astype(str)]
+    else:
+        df = read_manifest(manifest, labels=False)
+        if not (folder / "masks").is_dir():
+            raise LungpriorError(f"{folder}: manifest has no mask_path column and there is no masks/ folder")
+        masks = [folder / "masks" / f"{i}.png" for i in df["image_id"].astype(str)]
+    columns = (df["image_id"].astype(str), df["path"].astype(str), masks, df["split"].astype(str))
+    pairs = [Pair(i, resolve(df, p), m, s) for i, p, m, s in zip(*columns, strict=True)]
+    return [p for p in pairs if p.split == split]
+
+
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """The float [0, 1] image and its bool lung mask; `LungpriorError` naming the file if unusable."""
+    image, meta = read_image(pair.image)
+    mask = read_mask(pair.mask, shape=meta.shape)
+    if not mask.any():
+        raise LungpriorError(f"{pair.mask}: empty lung mask (no pixel >= 128)")
+    return image, mask
+
+
+def lung_components(mask: np.ndarray) -> list[np.ndarray]:
+    """The two largest 8-connected components of a lung mask, ordered by column (image left first)."""
+    labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=_EIGHT_CONNECTED)
+    if count == 0:
+        raise LungpriorError("lung mask is empty")
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.argsort(-sizes, kind="stable")[:MAX_LUNGS] + 1
+    comps = [labels == k for k in keep]
+    return sorted(comps, key=lambda c: float(np.nonzero(c)[1].mean()))
+
+
+def mask_box(component: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1] of a non-empty mask (inclusive pixel indices) as float64."""
+    rows, cols = np.nonzero(component)
+    if rows.size == 0:
+        raise LungpriorError("cannot take the box of an empty mask")
+    return np.array([cols.min(), rows.min(), cols.max(), rows.max()], dtype=np.float64)
+
+
+def lung_boxes(mask: np.ndarray) -> np.ndarray:
+    """(K, 4) boxes in original pixels, one per lung (K <= 2), image left first."""
+    return np.stack([mask_box(c) for c in lung_components(mask)])
+
+
+def jitter_boxes(boxes: np.ndarray, max_shift: float, limit: float, rng: np.random.Generator) -> np.ndarray:
+    """Move every side of every box outward by U(0, max_shift), then clip to [0, limit]."""
+    arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    shift = rng.uniform(0.0, max_shift, size=arr.shape) if max_shift > 0 else np.zeros_like(arr)
+    out = arr + shift * np.array([-1.0, -1.0, 1.0, 1.0])
+    return np.clip(out, 0.0, float(limit))
+
+
+def jitter_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator for one sample's box jitter in one epoch: same seed, same boxes, whatever the order."""
+    return np.random.default_rng([int(seed), int(epoch), int(index)])
+
+
+def mask_to_input(mask: np.ndarray, transform: Transform) -> np.ndarray:
+    """A mask in model-input space (S x S uint8): nearest resize to the resized area, zero padding."""
+    rh, rw = transform.resized_size
+    size = transform.input_size
+    resized = cv2.resize(np.asarray(mask, dtype=np.uint8), (rw, rh), interpolation=cv2.INTER_NEAREST)
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    canvas[:rh, :rw] = resized
+    return canvas
+
+
+def input_to_low_res(mask: np.ndarray) -> np.ndarray:
+    """An input-space mask resized with nearest-neighbour to the 256 x 256 logit grid (uint8)."""
+    if mask.shape == (LOW_RES, LOW_RES):
+        return np.ascontiguousarray(mask, dtype=np.uint8)
+    return cv2.resize(np.asarray(mask, dtype=np.uint8), (LOW_RES, LOW_RES), interpolation=cv2.INTER_NEAREST)
+
+
+@dataclass
+class LungTargets:
+    """One image's prompts: input-space boxes (K, 4), per-lung masks at input (K, S, S) and low resolution."""
+
+    boxes: np.ndarray
+    input_masks: np.ndarray
+    low_res: np.ndarray
+
+
+def lung_targets(mask: np.ndarray, transform: Transform) -> LungTargets:
+    """Per-lung boxes (model-input space, unjittered) and per-lung targets for one ground-truth mask."""
+    comps = lung_components(mask)
+    boxes = transform.boxes_to_input(np.stack([mask_box(c) for c in comps]))
+    input_masks = np.stack([mask_to_input(c, transform) for c in comps])
+    low_res = np.stack([input_to_low_res(m) for m in input_masks])
+    return LungTargets(boxes, input_masks, low_res)

@@ -1,0 +1,235 @@
+"""`finetune(cfg)`: zero-shot baseline, Lightning training, best checkpoint, test comparison; resumable.
+
+Run folder (OUT): config.json, zeroshot.json (base weights on val), metrics.csv, best.pth + best.json,
+checkpoints/last.ckpt, cache/ (frozen-encoder embeddings), skipped.json (unusable pairs, if any) and,
+written last, test_metrics.json (zero-shot vs fine-tuned on the test split). A rerun with the same config
+resumes from last.ckpt; a finished run is not retrained; another config in the same OUT is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import DataLoader
+
+import lungprior
+from lungprior.data.atomic import write_json
+from lungprior.errors import LungpriorError
+from lungprior.segment.finetune.cache import EmbeddingCache
+from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
+from lungprior.segment.finetune.config import (
+    FinetuneConfig,
+    device_count,
+    resolve_accelerator,
+    resolve_freeze,
+    resolve_precision,
+)
+from lungprior.segment.finetune.data import load_pairs
+from lungprior.segment.finetune.dataset import EpochShuffle, LungPromptDataset, check_pairs, collate
+from lungprior.segment.finetune.metrics import METRIC_NAMES, evaluate_segmentation
+from lungprior.segment.finetune.module import LungFinetuneModule
+from lungprior.segment.registry import create_backend
+from lungprior.segment.weights import LITEMEDSAM_SHA256, bundled_litemedsam_weights, sha256_file
+
+
+@dataclass
+class FinetuneResult:
+    """What a run produced: best epoch and validation metrics, test comparison, and the files."""
+
+    out: Path
+    best_epoch: int
+    best_val: dict[str, float]
+    test: dict[str, dict[str, float]]
+    zeroshot_val: dict[str, float]
+    freeze_encoder: bool
+    already_finished: bool
+    seconds: float
+    files: dict[str, Path] = field(default_factory=dict)
+    partial: bool = False  # True in the extra processes of a multi-device (DDP) run: rank 0 reports
+
+
+def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
+    """Fine-tune `cfg.backend` on `cfg.data` and write the run folder `cfg.out` (see the module docstring)."""
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    _claim(out, cfg)
+    if (out / "test_metrics.json").is_file() and (out / "best.pth").is_file():
+        return _result(out, start, already_finished=True)
+    accelerator = resolve_accelerator(cfg.accelerator)
+    freeze = resolve_freeze(cfg.freeze_encoder, accelerator)
+    precision = resolve_precision(cfg.precision, accelerator)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    weights_path, weights_sha = base_weights(cfg)
+    device = _local_device(accelerator)
+    backend = create_backend(cfg.backend, cfg.checkpoint, device)
+    cache = EmbeddingCache(out / "cache", backend, weights_sha) if freeze else None
+
+    train_pairs = load_pairs(cfg.data, "train")[: cfg.max_train]
+    val_pairs = load_pairs(cfg.data, "val")
+    train_pairs, train_errors = check_pairs(train_pairs, cache, progress=progress)
+    val_pairs, val_errors = check_pairs(val_pairs, cache, progress=progress)
+    if train_errors or val_errors:
+        write_json(out / "skipped.json", train_errors + val_errors)
+    for split, pairs in (("train", train_pairs), ("val", val_pairs)):
+        if not pairs:
+            raise LungpriorError(f"{cfg.data}: no usable {split} image–mask pairs")
+
+    if rank_zero_only.rank == 0 and not (out / "zeroshot.json").is_file():
+        zero = evaluate_segmentation(backend, val_pairs, cache=cache, progress=progress)
+        write_json(out / "zeroshot.json", {"split": "val", "backend": cfg.backend, **zero})
+
+    info = {
+        "backend": cfg.backend,
+        "base_weights": str(weights_path),
+        "base_weights_sha256": weights_sha,
+        "freeze_encoder": freeze,
+        "metric_resolution": "original",
+        "hd95_unit": "pixels",
+        "config": cfg.to_dict(),
+        "lungprior_version": lungprior.__version__,
+    }
+    module = LungFinetuneModule(backend, cfg.recipe, freeze_encoder=freeze, augment=not freeze, seed=cfg.seed)
+    train_set = LungPromptDataset(train_pairs, backend, cache, augment=not freeze)
+    train_loader = DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=EpochShuffle(len(train_set), cfg.seed), collate_fn=collate
+    )
+    val_set = LungPromptDataset(val_pairs, backend, cache, for_eval=True)
+    val_loader = DataLoader(val_set, batch_size=1, collate_fn=collate)
+    last = out / "checkpoints" / "last.ckpt"
+    with _quiet_lightning():
+        trainer = _trainer(cfg, accelerator, precision, [RunRecorder(out, info), LastCheckpoint(last)], progress)
+        resume = str(last) if last.is_file() else None
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
+    if not trainer.is_global_zero:
+        return _result(out, start, already_finished=False, partial=True)
+    if not (out / "best.pth").is_file():
+        raise LungpriorError(f"{out}: training ended without a best checkpoint")
+
+    test_pairs = load_pairs(cfg.data, "test")
+    base = create_backend(cfg.backend, cfg.checkpoint, device)
+    tuned = create_backend(cfg.backend, out / "best.pth", device)
+    test = {
+        "split": "test",
+        "zero_shot": evaluate_segmentation(base, test_pairs, cache=cache, progress=progress),
+        "finetuned": evaluate_segmentation(tuned, test_pairs, cache=cache, progress=progress),
+    }
+    write_json(out / "test_metrics.json", test)
+    return _result(out, start, already_finished=False)
+
+
+def base_weights(cfg: FinetuneConfig) -> tuple[Path, str]:
+    """Path and SHA-256 of the weights fine-tuning starts from (bundled LiteMedSAM when none given)."""
+    if cfg.checkpoint is None:
+        if cfg.backend == "litemedsam":
+            return bundled_litemedsam_weights(), LITEMEDSAM_SHA256
+        raise LungpriorError(f"--backend {cfg.backend} needs --checkpoint (no bundled weights)")
+    path = Path(cfg.checkpoint)
+    if not path.is_file():
+        raise LungpriorError(f"--checkpoint {path}: file not found")
+    return path, sha256_file(path)
+
+
+def _claim(out: Path, cfg: FinetuneConfig) -> None:
+    """Write OUT/config.json, or check that the one there matches `cfg`."""
+    if out.exists() and not out.is_dir():
+        raise LungpriorError(f"--out {out}: exists and is not a folder")
+    saved = out / "config.json"
+    if saved.is_file():
+        old = FinetuneConfig.from_json(saved).to_dict()
+        new = cfg.to_dict()
+        changed = [k for k in new if k != "out" and old.get(k) != new[k]]
+        if changed:
+            diff = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            raise LungpriorError(f"--out {out}: holds a run with another config ({diff}); use a new --out")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise LungpriorError(f"--out {out}: folder is not empty and has no config.json; use a new --out")
+    if rank_zero_only.rank == 0:
+        cfg.to_json(saved)
+
+
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's informational chatter and the warnings that do not apply to these runs."""
+    logger = logging.getLogger("lightning.pytorch")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen encoder
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _local_device(accelerator: str) -> torch.device:
+    """Device for caching and evaluation: this process's GPU under DDP (LOCAL_RANK), else the CPU."""
+    if accelerator != "gpu":
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _trainer(
+    cfg: FinetuneConfig, accelerator: str, precision: str, callbacks: list[L.Callback], progress: bool
+) -> L.Trainer:
+    many = device_count(cfg.devices, accelerator) > 1
+    try:
+        return L.Trainer(
+            max_epochs=cfg.epochs,
+            accelerator=accelerator,
+            devices=cfg.devices,
+            # frozen parts and the unused multimask heads get no gradient, which plain DDP rejects
+            strategy="ddp_find_unused_parameters_true" if many else "auto",
+            precision=precision,
+            callbacks=callbacks,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            default_root_dir=str(Path(cfg.out)),
+        )
+    except Exception as exc:  # Lightning raises MisconfigurationException and others for bad device settings
+        raise LungpriorError(f"cannot set up training ({' '.join(str(exc).split())})") from exc
+
+
+def _result(out: Path, start: float, *, already_finished: bool, partial: bool = False) -> FinetuneResult:
+    best = _read_json(out / "best.json") if (out / "best.json").is_file() else {}
+    test = {} if partial else _read_json(out / "test_metrics.json")
+    zero = _read_json(out / "zeroshot.json") if (out / "zeroshot.json").is_file() else {}
+    names = ("config.json", "zeroshot.json", "metrics.csv", "best.pth", "best.json", "test_metrics.json")
+    files = {n: out / n for n in names if (out / n).is_file()}
+    return FinetuneResult(
+        out=out,
+        best_epoch=int(best.get("epoch", 0)),
+        best_val=dict(best.get("metrics", {})),
+        test={k: {m: float(test[k][m]) for m in METRIC_NAMES} for k in ("zero_shot", "finetuned") if k in test},
+        zeroshot_val={m: float(zero[m]) for m in METRIC_NAMES if m in zero},
+        freeze_encoder=bool(best.get("freeze_encoder", False)),
+        already_finished=already_finished,
+        seconds=time.perf_counter() - start,
+        files=files,
+        partial=partial,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LungpriorError(f"{path}: cannot read ({exc})") from None
+
