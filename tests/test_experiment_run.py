@@ -106,3 +106,24 @@ def test_report_loads_in_headless_chromium(experiment: dict) -> None:
     assert problems == []
     for section in ("Findings", "Dataset", "ROC curves", "No Finding", "Training efficiency", "Where the models look"):
         assert section in headings
+
+
+def test_evaluate_and_compare_commands(experiment: dict, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from lungprior.cli.main import app
+
+    runs = experiment["exp"] / "runs"
+    tight, orig = runs / "resnet18__tight__seed0" / "train", runs / "resnet18__original__seed0" / "train"
+    result = CliRunner().invoke(app, ["evaluate", "--run", str(tight), "--no-cam", "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    assert "macro" in result.output
+    assert json.loads((tight / "metrics.json").read_text())["bootstrap"]["n_resamples"] == 20
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(tight), str(orig), "--out", str(out), "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert list(table["target"]) == ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "No Finding", "macro AUROC"]
+    assert json.loads(out.with_suffix(".json").read_text())[0]["target"] == "Mass"
+    result = CliRunner().invoke(app, ["compare", str(tight), str(tmp_path)])
+    assert result.exit_code == 2 and "run `lungprior evaluate" in result.output

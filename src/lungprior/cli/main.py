@@ -33,6 +33,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.phantom",
     "lungprior.cli.nih",
     "lungprior.cli.segdata",
+    "lungprior.cli.finetune",
+    "lungprior.cli.segment",
+    "lungprior.cli.masks",
+    "lungprior.cli.train",
+    "lungprior.cli.evaluate",
+    "lungprior.cli.experiment",
 )
 
 

@@ -1,0 +1,96 @@
+"""Prompt-free lung segmentation of one encoded image: coarse pass -> one box per lung -> refined pass.
+
+The image is encoded once; every decode reuses the embedding and sends all of its boxes in one call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lungprior.segment.base import SegBackend
+from lungprior.segment.infer.engine import Engine
+from lungprior.segment.infer.prompts import (
+    SIDES,
+    AutoPromptConfig,
+    box_around,
+    edges_to_pixels,
+    largest_component,
+    lung_candidates,
+    prior_boxes,
+    whole_box,
+)
+from lungprior.segment.preprocess import Transform
+
+#: The coarse candidates are found at this resolution (longest side), whatever the image size.
+WORK_SIZE = 256
+
+
+@dataclass
+class LungPrediction:
+    """A segmentation at the image's resolution and how it was prompted."""
+
+    mask: np.ndarray  # bool (H, W): union of the per-prompt masks
+    prob: np.ndarray  # float32 (H, W): highest probability over the prompts
+    boxes: np.ndarray  # (K, 4) the final prompt boxes in original pixels
+    prompt_source: str  # auto | auto+prior:<side> | prior | whole | csv
+
+
+def work_transform(transform: Transform, size: int = WORK_SIZE) -> Transform:
+    """The same geometry but with outputs at most `size` pixels on the longest side."""
+    h, w = transform.original_size
+    r = min(1.0, size / max(h, w))
+    return dataclasses.replace(transform, original_size=(max(1, round(h * r)), max(1, round(w * r))))
+
+
+class Cascade:
+    """Decodes boxes for one embedding with an engine and postprocesses them with the backend."""
+
+    def __init__(self, engine: Engine, backend: SegBackend, config: AutoPromptConfig | None = None) -> None:
+        self.engine = engine
+        self.backend = backend
+        self.config = config or AutoPromptConfig()
+
+    def _decode(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray) -> torch.Tensor:
+        return self.engine.decode(embedding, transform.boxes_to_input(boxes))
+
+    def _finish(self, logits: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
+        probs = self.backend.postprocess(logits, transform)
+        prob = probs.max(axis=0).astype(np.float32, copy=False)
+        return LungPrediction(prob > self.config.threshold, prob, boxes, source)
+
+    def boxes(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
+        """Decode the given boxes (original pixels) together; the mask is the union of their masks."""
+        boxes = np.asarray(boxes, dtype=np.float64)
+        return self._finish(self._decode(embedding, transform, boxes), transform, boxes, source)
+
+    def whole(self, embedding: torch.Tensor, transform: Transform) -> LungPrediction:
+        """One whole-image box: the baseline that leaks into the mediastinum."""
+        return self.boxes(embedding, transform, whole_box(transform.original_size), "whole")
+
+    def auto(self, embedding: torch.Tensor, transform: Transform) -> LungPrediction:
+        """The self-prompting cascade (see the module docstring and docs/segmentation.md)."""
+        cfg = self.config
+        shape = transform.original_size
+        work = work_transform(transform)
+        priors = prior_boxes(shape, cfg)
+        coarse = self.backend.postprocess(self._decode(embedding, transform, priors), work) > cfg.threshold
+        candidates = lung_candidates(coarse, cfg)
+        boxes = priors.copy()
+        fallback = []
+        for side, candidate in enumerate(candidates):
+            if candidate is None:
+                fallback.append(SIDES[side])
+            else:
+                boxes[side] = edges_to_pixels(box_around(candidate, cfg.pad), candidate.shape, shape)
+        for _ in range(cfg.refine_steps - 1):
+            refined = self.backend.postprocess(self._decode(embedding, transform, boxes), work) > cfg.threshold
+            for side in range(len(SIDES)):
+                lung = largest_component(refined[side])
+                if lung is not None:
+                    boxes[side] = edges_to_pixels(box_around(lung, cfg.pad), lung.shape, shape)
+        source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
+        return self.boxes(embedding, transform, boxes, source)

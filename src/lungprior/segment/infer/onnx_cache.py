@@ -1,0 +1,109 @@
+"""The SAM-style encoder and prompt decoder exported to ONNX, cached on disk by the weights' hash.
+
+The encoder graph has a fixed batch of one image (TinyViT reads the batch size as a Python int while
+tracing); the decoder graph takes any number of boxes for one image embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from lungprior.data.atomic import atomic_path
+from lungprior.errors import LungpriorError
+from lungprior.segment.base import SegBackend
+
+#: Bump when the exported graphs change, so that older cache entries are not reused.
+ONNX_FORMAT = 1
+OPSET = 17
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+
+
+def default_cache_dir() -> Path:
+    """`$LUNGPRIOR_CACHE_DIR/onnx`, else `$XDG_CACHE_HOME/lungprior/onnx`, else `~/.cache/lungprior/onnx`."""
+    root = os.environ.get("LUNGPRIOR_CACHE_DIR")
+    if root:
+        return Path(root) / "onnx"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "lungprior" / "onnx"
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, dtypes, shapes and values, in key order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class PromptDecoder(torch.nn.Module):
+    """Prompt encoder + mask decoder of one image: (1, C, h, w) embedding, (K, 4) boxes -> (K, 1, 256, 256)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.prompt_encoder = net.prompt_encoder
+        self.mask_decoder = net.mask_decoder
+
+    def forward(self, embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sparse, dense = self.prompt_encoder(points=None, boxes=boxes[:, None, :], masks=None)
+        return self.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, **kwargs: object) -> None:
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, args, str(tmp), opset_version=OPSET, dynamo=False, **kwargs)
+
+
+def export_onnx(backend: SegBackend, folder: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Export `backend`'s image encoder and prompt decoder to `folder` (atomically); returns their paths."""
+    folder = Path(folder)
+    net = backend.model
+    if next(net.parameters()).device.type != "cpu":
+        raise LungpriorError("the onnx engine runs on the CPU: create the backend with device='cpu'")
+    size = backend.input_size
+    image = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        embedding = net.image_encoder(image)
+    boxes = torch.tensor([[0.1 * size, 0.1 * size, 0.45 * size, 0.8 * size], [0.55 * size, 0.1 * size, 0.9 * size,
+                                                                             0.8 * size]])
+    was_training = net.training
+    net.eval()
+    try:
+        enc, dec = folder / ENCODER_FILE, folder / DECODER_FILE
+        if not enc.is_file():
+            _export(net.image_encoder, (image,), enc, input_names=["image"], output_names=["embedding"])
+        if not dec.is_file():
+            _export(
+                PromptDecoder(net), (embedding, boxes), dec,
+                input_names=["embedding", "boxes"], output_names=["logits", "iou"],
+                dynamic_axes={"boxes": {0: "k"}, "logits": {0: "k"}, "iou": {0: "k"}},
+            )
+    except Exception as exc:  # the exporter raises many types
+        raise LungpriorError(f"{backend.name}: ONNX export failed ({' '.join(str(exc).split())[:300]})") from exc
+    finally:
+        net.train(was_training)
+    return enc, dec
+
+
+def cached_onnx(backend: SegBackend, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
+    """Encoder/decoder ONNX files for `backend`'s current weights, exported on first use."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = root / f"{backend.name}-{weights_digest(backend.model)[:20]}-v{ONNX_FORMAT}"
+    enc, dec = folder / ENCODER_FILE, folder / DECODER_FILE
+    if enc.is_file() and dec.is_file():
+        return enc, dec
+    return export_onnx(backend, folder)

@@ -1,0 +1,53 @@
+"""Where a segmentation run puts things: one mask per image id, the QC and error tables, shard files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lungprior.errors import LungpriorError
+
+#: Image extensions removed from the end of an image id before ".png" is added (case-insensitive).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
+
+MASKS_DIR = "masks"
+QC_FILE = "qc.csv"
+ERRORS_FILE = "errors.csv"
+SETTINGS_FILE = "segment.json"
+SHARDS_DIR = "shards"
+
+
+def mask_name(image_id: str) -> str:
+    """The mask file name of an image id: the id without a trailing image extension, plus ".png".
+
+    `00000001_000.png` -> `00000001_000.png`; `phantom_00001` -> `phantom_00001.png`; `a.dcm` -> `a.png`.
+    """
+    name = str(image_id).strip()
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise LungpriorError(f"image id {image_id!r}: cannot be used as a mask file name (empty or a path)")
+    lower = name.lower()
+    for ext in IMAGE_EXTENSIONS:
+        if lower.endswith(ext) and len(name) > len(ext):
+            name = name[: -len(ext)]
+            break
+    return f"{name}.png"
+
+
+def mask_path_for(masks_dir: str | os.PathLike[str], image_id: str) -> Path:
+    """The lung mask of `image_id` inside a run's `masks/` folder (what every consumer reads)."""
+    return Path(masks_dir) / mask_name(image_id)
+
+
+def qc_path(out_dir: str | os.PathLike[str], shard: tuple[int, int] | None = None) -> Path:
+    """`qc.csv`, or `qc.shard-i.csv` for shard i of a sharded run."""
+    return Path(out_dir) / (QC_FILE if shard is None else f"qc.shard-{shard[0]}.csv")
+
+
+def errors_path(out_dir: str | os.PathLike[str], shard: tuple[int, int] | None = None) -> Path:
+    """`errors.csv`, or `errors.shard-i.csv` for shard i of a sharded run."""
+    return Path(out_dir) / (ERRORS_FILE if shard is None else f"errors.shard-{shard[0]}.csv")
+
+
+def shard_done_path(out_dir: str | os.PathLike[str], shard: tuple[int, int]) -> Path:
+    """The marker a shard writes when it has finished: `shards/done-i-of-n`."""
+    return Path(out_dir) / SHARDS_DIR / f"done-{shard[0]}-of-{shard[1]}"
