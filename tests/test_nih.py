@@ -66,8 +66,9 @@ def test_2017_format_selection_labels_and_exclusions(tmp_path: Path) -> None:
     assert m.loc["00000005_000.png", ["Pneumonia", "Edema", "Fibrosis", "No Finding"]].tolist() == [1, 1, 1, 0]
     assert m.loc["00000004_000.png", ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "No Finding"]].sum() == 1
     assert m.loc["00000004_000.png", "No Finding"] == 1
-    assert m.loc["00000007_000.png", "pixel_spacing_mm"] == pytest.approx(0.143)
-    assert m.loc["00000005_000.png", "pixel_spacing_mm"] == pytest.approx(0.139)
+    # The PNG's spacing: original spacing x original size (2500 x 2048) / 1024, averaged over x and y.
+    assert m.loc["00000007_000.png", "pixel_spacing_mm"] == pytest.approx(0.143 * (2500 + 2048) / 2048)
+    assert m.loc["00000005_000.png", "pixel_spacing_mm"] == pytest.approx(0.139 * (2500 + 2048) / 2048)
     assert m.loc["00000005_000.png", "view"] == "AP"
     assert m.loc["00000001_000.png", "path"] == "images/00000001_000.png"
     assert m.loc["00000001_000.png", "patient_id"] == "1"

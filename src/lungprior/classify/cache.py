@@ -33,6 +33,7 @@ from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
 from lungprior.errors import LungpriorError
 from lungprior.masks import MaskSpec, apply_prior, prior_weight, tight_mask
+from lungprior.segment.infer.paths import mask_path_for
 
 CACHE_VERSION = 1
 _CHUNK = 32
@@ -81,7 +82,7 @@ def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | Non
     for image_id, rel, spacing in zip(*columns, strict=True):
         mask = None
         if masks_dir is not None:
-            mask = Path(masks_dir) / f"{image_id}.png"
+            mask = mask_path_for(masks_dir, str(image_id))
             if not mask.is_file():
                 raise LungpriorError(f"image {image_id}: lung mask not found, expected {mask}")
         sp = float(spacing) if pd.notna(spacing) else None

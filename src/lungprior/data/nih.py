@@ -36,6 +36,7 @@ from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("Image Index", "Finding Labels", "Patient ID", "View Position")
 SPACING_COLUMN = "OriginalImagePixelSpacing[x"
+NIH_PNG_SIZE = 1024  # the released PNGs are the originals resized to 1024 x 1024
 NIH_VIEWS: tuple[str, ...] = ("PA", "AP")
 EXCLUSION_REASONS: tuple[str, ...] = (
     "invalid_row", "other_findings_only", "view_not_selected", "not_in_split_lists", "missing_file",
@@ -240,7 +241,7 @@ def _parse_rows(table: pd.DataFrame) -> pd.DataFrame:
     other = any_of(~tokens.isin(LABELS))
     no_tokens = ~any_of(tokens.notna())
     text = table[SPACING_COLUMN] if SPACING_COLUMN in table.columns else pd.Series("", index=table.index)
-    rows["spacing"] = pd.to_numeric(text, errors="coerce")
+    rows["spacing"] = png_spacing(table, pd.to_numeric(text, errors="coerce"))
     invalid = pd.Series("", index=table.index, dtype=object)
     invalid[rows["spacing"].isna() & (text != "")] = f"non-numeric {SPACING_COLUMN}"
     invalid[rows[NO_FINDING] & (rows["positive"] | other)] = "No Finding together with other labels"
@@ -250,6 +251,23 @@ def _parse_rows(table: pd.DataFrame) -> pd.DataFrame:
     rows["no_finding"] = rows[NO_FINDING] & (invalid == "")
     rows["other_only"] = other & ~rows["positive"] & ~rows[NO_FINDING]
     return rows
+
+
+def png_spacing(table: pd.DataFrame, spacing_x: pd.Series) -> pd.Series:
+    """Pixel spacing of the released 1024 x 1024 PNG, in mm (mean of its x and y spacing).
+
+    The table's `OriginalImagePixelSpacing` is that of the original image (e.g. 2500 x 2048 px at 0.143 mm);
+    the PNG spacing is original spacing x original size / 1024. Without the size columns the original
+    spacing is kept.
+    """
+    width = pd.to_numeric(table.get("OriginalImage[Width"), errors="coerce")
+    height = pd.to_numeric(table.get("Height]"), errors="coerce")
+    spacing_y = pd.to_numeric(table.get("y]"), errors="coerce")
+    if width is None or height is None:
+        return spacing_x
+    spacing_y = spacing_x if spacing_y is None else spacing_y.fillna(spacing_x)
+    scaled = (spacing_x * width + spacing_y * height) / (2 * NIH_PNG_SIZE)
+    return scaled.where(width.notna() & height.notna(), spacing_x)
 
 
 def _official_splits(
