@@ -18,3 +18,9 @@ class ImageReadError(LungpriorError):
 
 class ManifestError(LungpriorError):
     """A manifest or label table is malformed."""
+
+
+def one_line(exc: BaseException, limit: int | None = 300) -> str:
+    """An exception's message on one line (whitespace collapsed, cut at `limit` characters with "...")."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."

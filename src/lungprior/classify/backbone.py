@@ -16,7 +16,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import adapt_input_conv, get_pretrained_cfg
 from torch import nn
 
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
 
 log = logging.getLogger("lungprior.classify")
@@ -83,7 +83,7 @@ def create_backbone(
         except Exception as exc:
             raise LungpriorError(
                 f"ImageNet weights for {name} are not in the local cache and could not be downloaded "
-                f"({_one_line(exc)}); fetch them on a connected machine or pass --pretrained PATH "
+                f"({one_line(exc, 200)}); fetch them on a connected machine or pass --pretrained PATH "
                 "(a torchvision or timm state dict file)"
             ) from None
     model = timm.create_model(name, pretrained=False, **kwargs)
@@ -102,7 +102,7 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike[str]) -> Weights
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise LungpriorError(f"--pretrained {p}: not a loadable state dict ({_one_line(exc)})") from None
+        raise LungpriorError(f"--pretrained {p}: not a loadable state dict ({one_line(exc, 200)})") from None
     state = _tensors(obj)
     target = model.state_dict()
     state = _best_prefix(state, target)
@@ -177,7 +177,3 @@ def _names(value: object) -> tuple[str, ...]:
         return tuple(str(v) for v in value)
     return ()
 
-
-def _one_line(exc: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

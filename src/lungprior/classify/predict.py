@@ -15,7 +15,7 @@ from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
 from lungprior.classify.run import CONFIG, MODEL
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS, LABELS
 
 
@@ -31,7 +31,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:
-        raise LungpriorError(f"{weights}: cannot load the run's weights ({' '.join(str(exc).split())[:200]})") from None
+        raise LungpriorError(f"{weights}: cannot load the run's weights ({one_line(exc, 200)})") from None
     return model.eval(), cfg
 
 

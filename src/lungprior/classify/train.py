@@ -25,7 +25,7 @@ from lungprior.classify.history import RunHistory
 from lungprior.classify.module import Classifier, per_finding_auroc
 from lungprior.classify.run import TrainResult
 from lungprior.data.atomic import write_json
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
 
 log = logging.getLogger("lungprior.classify")
@@ -128,7 +128,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progres
             deterministic="warn",
         )
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
-        raise LungpriorError(f"cannot set up training: {' '.join(str(exc).split())}") from None
+        raise LungpriorError(f"cannot set up training: {one_line(exc, None)}") from None
     for lg in loggers:
         lg.log_hyperparams(cfg.to_dict())
     return trainer

@@ -16,7 +16,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
 
-from lungprior.errors import ImageReadError
+from lungprior.errors import ImageReadError, one_line
 
 #: Only where the import name differs from the pip name; the others name their pip package already.
 _PIP_HINTS: dict[str, str] = {"gdcm": "python-gdcm"}
@@ -102,9 +102,9 @@ def _dcmread(path: str | os.PathLike[str], force: bool) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path, force=force)
     except InvalidDicomError as exc:
-        raise ImageReadError(path, f"not a DICOM file ({_one_line(exc)})") from None
+        raise ImageReadError(path, f"not a DICOM file ({one_line(exc)})") from None
     except Exception as exc:
-        raise ImageReadError(path, f"cannot parse DICOM file ({_one_line(exc)})") from None
+        raise ImageReadError(path, f"cannot parse DICOM file ({one_line(exc)})") from None
 
 
 def _check_decoder(path: str | os.PathLike[str], ds: pydicom.Dataset) -> None:
@@ -127,10 +127,10 @@ def _decode_failure(ds: pydicom.Dataset, exc: BaseException) -> str:
     """Reason for a failed decode; for compressed data, name the syntax and the decoders not installed."""
     uid = _transfer_syntax(ds)
     if uid is None or not uid.is_compressed:
-        return f"cannot decode DICOM pixel data ({_one_line(exc)})"
+        return f"cannot decode DICOM pixel data ({one_line(exc)})"
     hints = _decoder_hints(uid)
     others = f"; other decoders: {'; '.join(hints)}" if hints else ""
-    return f"cannot decode DICOM transfer syntax {uid.name} ({uid}) ({_one_line(exc)}){others}"
+    return f"cannot decode DICOM transfer syntax {uid.name} ({uid}) ({one_line(exc)}){others}"
 
 
 def _transfer_syntax(ds: pydicom.Dataset) -> pydicom.uid.UID | None:
@@ -205,8 +205,3 @@ def _scale_color(raw: np.ndarray, bits: int) -> np.ndarray:
     """RGB DICOM (pydicom converts YBR to RGB) -> luminance scaled by the stored bit depth's maximum."""
     return np.clip((raw.astype(np.float64) @ _LUMA) / float(2**bits - 1), 0.0, 1.0)
 
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The exception's message on one line (whitespace collapsed, cut at `limit` characters)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

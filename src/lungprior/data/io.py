@@ -17,7 +17,7 @@ from PIL import Image
 
 from lungprior.data.atomic import atomic_path
 from lungprior.data.dicom import read_dicom
-from lungprior.errors import ImageReadError, LungpriorError
+from lungprior.errors import ImageReadError, LungpriorError, one_line
 
 #: Recognised extensions; "" stands for extension-less DICOM files (checked by content).
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom", "")
@@ -187,7 +187,7 @@ def _read_pil(path: str | os.PathLike[str], fmt: str, head: bytes) -> tuple[np.n
     except ImageReadError:
         raise
     except Exception as exc:
-        raise ImageReadError(path, f"corrupt or truncated {fmt.upper()} ({_one_line(exc)})") from None
+        raise ImageReadError(path, f"corrupt or truncated {fmt.upper()} ({one_line(exc)})") from None
     if image is None:
         raise ImageReadError(path, f"unsupported {fmt.upper()} mode {mode!r}")
     return image, bits, mode
@@ -231,7 +231,7 @@ def _read_tiff(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, str]:
     except ImageReadError:
         raise
     except Exception as exc:
-        raise ImageReadError(path, f"corrupt or unreadable TIFF ({_one_line(exc)})") from None
+        raise ImageReadError(path, f"corrupt or unreadable TIFF ({one_line(exc)})") from None
     if photometric == "PALETTE" and colormap is not None and arr.ndim == 2:
         arr = np.moveaxis(np.asarray(colormap)[:, arr], 0, -1)
         bits = 16
@@ -278,8 +278,3 @@ def _save_png(path: str | os.PathLike[str], arr: np.ndarray) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
 
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    """The exception's message on one line (whitespace collapsed, cut at `limit` characters)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."

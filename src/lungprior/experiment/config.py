@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.masks import MaskSpec
 
 
@@ -152,7 +152,7 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise LungpriorError(f"{p}: not valid YAML ({' '.join(str(exc).split())[:160]})") from None
+        raise LungpriorError(f"{p}: not valid YAML ({one_line(exc, 160)})") from None
     if not isinstance(data, dict):
         raise LungpriorError(f"{p}: the top level must be a mapping of settings")
     try:

@@ -6,7 +6,7 @@ turns them into a density map (attenuation, arbitrary units) and the ground-trut
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -42,7 +42,7 @@ class Anatomy:
         """A copy with the heart enlarged (cardiomegaly) or shrunk by `factor`."""
         rx, ry = self.heart_radii
         cx, cy = self.heart_center
-        return _replace(self, heart_radii=(rx * factor, ry * factor**0.6), heart_center=(cx + 0.03 * (factor - 1), cy))
+        return replace(self, heart_radii=(rx * factor, ry * factor**0.6), heart_center=(cx + 0.03 * (factor - 1), cy))
 
     def hila(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """Approximate hilar points (right, left) in normalised coordinates."""
@@ -50,11 +50,6 @@ class Anatomy:
         m = self.mediastinum_half_width
         return (-m - 0.06, y), (m + 0.07, y + 0.03)
 
-
-def _replace(a: Anatomy, **kw) -> Anatomy:
-    from dataclasses import replace
-
-    return replace(a, **kw)
 
 
 def sample_anatomy(rng: np.random.Generator) -> Anatomy:

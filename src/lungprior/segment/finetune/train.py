@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 import lungprior
 from lungprior.data.atomic import write_json
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.segment.finetune.cache import EmbeddingCache
 from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
 from lungprior.segment.finetune.config import (
@@ -204,7 +204,7 @@ def _trainer(
             default_root_dir=str(Path(cfg.out)),
         )
     except Exception as exc:  # Lightning raises MisconfigurationException and others for bad device settings
-        raise LungpriorError(f"cannot set up training ({' '.join(str(exc).split())})") from exc
+        raise LungpriorError(f"cannot set up training ({one_line(exc, None)})") from exc
 
 
 def _result(out: Path, start: float, *, already_finished: bool, partial: bool = False) -> FinetuneResult:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from lungprior.data.atomic import atomic_path
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 from lungprior.segment.base import SegBackend
 
 #: Bump when the exported graphs change, so that older cache entries are not reused.
@@ -93,7 +93,7 @@ def export_onnx(backend: SegBackend, folder: str | os.PathLike[str]) -> tuple[Pa
                 dynamic_axes={"boxes": {0: "k"}, "logits": {0: "k"}, "iou": {0: "k"}},
             )
     except Exception as exc:  # the exporter raises many types
-        raise LungpriorError(f"{backend.name}: ONNX export failed ({' '.join(str(exc).split())[:300]})") from exc
+        raise LungpriorError(f"{backend.name}: ONNX export failed ({one_line(exc)})") from exc
     finally:
         net.train(was_training)
     return enc, dec
