@@ -84,8 +84,7 @@ def test_run_folder_best_checkpoint_and_test_comparison(phantom, run) -> None:
     tuned_sd, base_sd = tuned.model.state_dict(), base.model.state_dict()
     assert all(torch.equal(tuned_sd[k], v) for k, v in base_sd.items() if k.startswith("image_encoder."))
     assert any(not torch.equal(tuned_sd[k], v) for k, v in base_sd.items() if k.startswith("mask_decoder."))
-    again = evaluate_segmentation(tuned, load_pairs(phantom, "test"), cache=EmbeddingCache(out / "cache", tuned,
-                                                                                            LITEMEDSAM_SHA256))
+    again = evaluate_segmentation(tuned, load_pairs(phantom, "test"), cache=EmbeddingCache(out / "cache", tuned))
     assert again["dice"] == pytest.approx(test["finetuned"]["dice"], abs=1e-6)
 
 
@@ -107,7 +106,7 @@ def test_decoder_overfits_one_batch(phantom, run) -> None:
     """A few optimizer steps on one batch (fixed jitter) lower the loss; batched decoding equals per-image."""
     out = run[1].out
     backend = create_backend("litemedsam")
-    cache = EmbeddingCache(out / "cache", backend, LITEMEDSAM_SHA256)
+    cache = EmbeddingCache(out / "cache", backend)
     data = LungPromptDataset(load_pairs(phantom, "train")[:1], backend, cache)
     batch = collate([data[0]])
     module = LungFinetuneModule(backend, replace(RECIPES["litemedsam"], lr=2e-4), freeze_encoder=True)

@@ -8,6 +8,7 @@ baseline and the real DICOM are tested in test_segment_infer_onnx.py.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,15 +24,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lungprior.cli.main import app
-from lungprior.data.io import read_mask
+from lungprior.data.io import read_image, read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.errors import LungpriorError
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.infer import (
     QC_COLUMNS,
     SegmentResult,
+    TorchEngine,
     mask_path_for,
     segment_manifest,
 )
+from lungprior.segment.registry import create_backend
 
 N_FILMS = 2
 MIN_DICE = 0.85
@@ -142,6 +146,29 @@ def test_sigkill_then_rerun_gives_identical_masks(run_a, manifest, tmp_path) -> 
     assert mask_bytes(out / "masks") == mask_bytes(run_a.masks_dir)
     assert (out / "qc.csv").read_bytes() == run_a.qc_path.read_bytes()
     assert not list((out / "masks").glob(".*"))  # no temporary files left behind
+
+
+def test_an_embedding_cache_is_reused_read_only_and_rounded_alike(run_a, manifest, bench, ids, tmp_path,
+                                                                   monkeypatch) -> None:
+    """Film 0's embedding comes from the cache (as a frozen-encoder fine-tune leaves it), film 1 is encoded."""
+    backend = create_backend("litemedsam")
+    cache = EmbeddingCache(tmp_path / "emb", backend)
+    first = bench / "images" / f"{ids[0]}.png"
+    cache.get(first, backend.preprocess(read_image(first)[0])[0])
+    encoded: list[int] = []
+    original = TorchEngine.encode
+    monkeypatch.setattr(TorchEngine, "encode", lambda self, batch: encoded.append(len(batch)) or original(self, batch))
+    out = tmp_path / "cached"
+    result = segment_manifest(manifest, out, engine="torch", batch_size=2, progress=False,
+                              embedding_cache=tmp_path / "emb")
+    assert result.done == N_FILMS and encoded == [1]  # one film encoded, one reused
+    assert len(list((tmp_path / "emb").glob("*.npy"))) == 1  # read only
+    for image_id in ids:  # float16 embeddings: the same lungs up to a few boundary pixels
+        assert dice(read_mask(mask_path_for(out / "masks", image_id)),
+                    read_mask(mask_path_for(run_a.masks_dir, image_id))) > 0.998
+    assert json.loads((out / "segment.json").read_text())["embeddings"] == "float16"
+    with pytest.raises(LungpriorError, match="segmented with other settings \\(embeddings: float16 now None\\)"):
+        segment_manifest(manifest, out, engine="torch", progress=False)
 
 
 # --- bad inputs, prompts, settings --------------------------------------------------------------------------

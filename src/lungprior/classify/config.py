@@ -28,6 +28,8 @@ class TrainConfig:
 
     `masks` defaults to the `masks/` folder beside the manifest (the synthetic benchmark's own lung masks);
     `cache` defaults to `<manifest folder>/.lungprior-cache`; a loose mask without a radius uses 10 mm.
+    `batch_size` is per process: DDP with W processes (devices x num_nodes) trains as one process with a batch
+    of W x batch_size would (same samples per step, same augmentation, BatchNorm over the global batch).
     """
 
     manifest: str

@@ -51,8 +51,20 @@ def augmentation() -> v2.Transform:
     )
 
 
+def augmentation_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation: a function of (run seed, epoch, index) only.
+
+    So a sample is augmented the same way whatever the number of processes, loader workers or batch size.
+    """
+    words = [seed % 2**64, epoch, index]
+    return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0])
+
+
 class ClassifyDataset(Dataset):
     """Items are `(image (1, S, S) float32 normalised, labels (5,) float32, index)` for one split.
+
+    With `train=True` the image is augmented from a random stream seeded by (`seed`, epoch, index): ask for
+    `ds[(index, epoch)]`, as `EpochSampler` does.
 
     `frame` holds the split's manifest rows in item order (`frame.iloc[index]`); `raw_image(index)` is the
     cached uint8 image (masked, resized, not augmented) and `lung_mask(index)` the tight lung mask at the
@@ -60,13 +72,21 @@ class ClassifyDataset(Dataset):
     """
 
     def __init__(
-        self, cache: CacheInfo, frame: pd.DataFrame, rows: np.ndarray, *, mean: float, std: float, train: bool
+        self,
+        cache: CacheInfo,
+        frame: pd.DataFrame,
+        rows: np.ndarray,
+        *,
+        mean: float,
+        std: float,
+        train: bool,
+        seed: int = 0,
     ) -> None:
         self.cache = cache
         self.frame = frame.reset_index(drop=True)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = self.frame.loc[:, list(FINDINGS)].to_numpy(dtype=np.float32)
-        self.mean, self.std, self.train = float(mean), float(std), bool(train)
+        self.mean, self.std, self.train, self.seed = float(mean), float(std), bool(train), int(seed)
         self.transform = augmentation() if train else None
         self._images: np.ndarray | None = None
         self._masks: np.ndarray | None = None
@@ -74,12 +94,16 @@ class ClassifyDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Item `index`, or `(index, epoch)` (from `EpochSampler`); an int index is augmented as in epoch 0."""
+        index, epoch = (int(item[0]), int(item[1])) if isinstance(item, tuple | list) else (int(item), 0)
         x = torch.from_numpy(self.raw_image(index).astype(np.float32) / 255.0).unsqueeze(0)
         if self.transform is not None:
-            x = self.transform(x)
+            with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+                torch.manual_seed(augmentation_seed(self.seed, epoch, index))
+                x = self.transform(x)
         x = (x - self.mean) / self.std
-        return x, torch.from_numpy(self.labels[index]), int(index)
+        return x, torch.from_numpy(self.labels[index]), index
 
     @property
     def image_ids(self) -> list[str]:
@@ -136,7 +160,9 @@ def make_dataset(
     limit = prep.cfg.limit_train if split == "train" else None
     rows = split_positions(prep.frame, split, limit, prep.cfg.seed)
     mean, std = normalisation(prep.cfg.backbone)
-    return ClassifyDataset(prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train)
+    return ClassifyDataset(
+        prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train, seed=prep.cfg.seed
+    )
 
 
 def pos_weight(dataset: ClassifyDataset) -> torch.Tensor:

@@ -14,16 +14,17 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.utils.data import DataLoader
 
 from lungprior.classify import run as runfiles
 from lungprior.classify.backbone import check_backbone, create_backbone
 from lungprior.classify.cache import CacheInfo
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import ClassifyDataset, make_dataset, pos_weight, prepare
+from lungprior.classify.datamodule import ClassifyData
 from lungprior.classify.history import RunHistory
 from lungprior.classify.module import Classifier, per_finding_auroc
 from lungprior.classify.run import TrainResult
+from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
@@ -37,6 +38,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, callbacks: Sequence[Callba
     Rerunning with the same settings continues from `checkpoints/last.ckpt`; a finished run is returned
     without training; a folder holding a run with other settings raises a `LungpriorError`.
     `callbacks` are extra Lightning callbacks (e.g. for monitoring).
+    Under DDP, `cfg.batch_size` is per process: W processes train as one process with W x batch size would
+    (same sample order and augmentation, BatchNorm statistics over the global batch), up to float rounding.
     """
     cfg = cfg.resolved()
     run_dir = Path(cfg.out)
@@ -74,8 +77,12 @@ def train(cfg: TrainConfig, *, progress: bool = True, callbacks: Sequence[Callba
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resuming
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*is deprecated.*")
+        # DDP: val AUROC is computed from predictions gathered over all ranks (the same on each); Lightning's own
+        # all_gather still calls a deprecated torch helper
+        warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+        warnings.filterwarnings("ignore", message=".*distributed.nn.functional.all_gather is deprecated.*")
         trainer.fit(
-            module, _loader(train_ds, cfg, shuffle=True, cuda=uses_cuda), _loader(val_ds, cfg, cuda=uses_cuda),
+            module, datamodule=ClassifyData(train_ds, val_ds, cfg, cuda=uses_cuda),
             ckpt_path=str(last) if resumed else None,
         )
     if trainer.interrupted:
@@ -103,7 +110,6 @@ def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: Train
 def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progress: bool, n_train: int) -> L.Trainer:
     cuda = cfg.accelerator in ("auto", "gpu") and torch.cuda.is_available()
     precision = cfg.precision if cfg.precision != "auto" else ("16-mixed" if cuda else "32")
-    batches = max(1, n_train // cfg.batch_size)
     loggers = [
         CSVLogger(run_dir, name="csv"),
         TensorBoardLogger(run_dir, name="tensorboard", default_hp_metric=False),
@@ -124,26 +130,15 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progres
             enable_progress_bar=progress,
             enable_model_summary=progress,
             num_sanity_val_steps=0,
-            log_every_n_steps=min(50, batches),
             deterministic="warn",
+            plugins=[BatchNormSync(cuda=cuda)],  # used by DDP only: BatchNorm over the global batch
         )
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
         raise LungpriorError(f"cannot set up training: {one_line(exc, None)}") from None
+    trainer.log_every_n_steps = min(50, max(1, n_train // (cfg.batch_size * trainer.world_size)))  # per process
     for lg in loggers:
         lg.log_hyperparams(cfg.to_dict())
     return trainer
-
-
-def _loader(ds: ClassifyDataset, cfg: TrainConfig, *, shuffle: bool = False, cuda: bool = False) -> DataLoader:
-    return DataLoader(
-        ds,
-        batch_size=cfg.batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(ds) > cfg.batch_size,  # no size-1 batch for BatchNorm
-        num_workers=cfg.workers,
-        pin_memory=cuda,
-        persistent_workers=cfg.workers > 0,
-    )
 
 
 def _result(

@@ -36,6 +36,8 @@ def experiment_command(
     console = Console()
     start = time.perf_counter()
     result = run_experiment(cfg, exp, log=console.print)
+    if result.report is None:  # not the lead process of a multi-process launch
+        return
     _print_results(console, exp)
     console.print(f"report: {result.report}  ({time.perf_counter() - start:.0f} s)")
 

@@ -30,6 +30,10 @@ def segment_command(
         "auto", "--engine",
         help=f"Inference engine: {', '.join(ENGINES)} (auto: onnx for litemedsam on the CPU, else torch).",
     ),
+    embedding_cache: Path = typer.Option(
+        None, "--embedding-cache",
+        help="Reuse encoder embeddings from this folder (a frozen-encoder `lungprior finetune` run's cache/).",
+    ),
     merge: bool = typer.Option(False, "--merge", help="Only merge the shards' qc/errors files in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -43,7 +47,7 @@ def segment_command(
         raise LungpriorError("--manifest is required (or use --merge --out DIR)")
     result = segment_manifest(
         manifest, out, backend=backend, weights=weights, prompt=prompt, batch_size=batch_size, shard=shard,
-        device=device, progress=progress, engine=engine,
+        device=device, progress=progress, engine=engine, embedding_cache=embedding_cache,
     )
     where = f" (shard {result.shard[0]}/{result.shard[1]})" if result.shard else ""
     console.print(f"images{where}: {result.total}  segmented: {result.done}  skipped (done before): "

@@ -32,7 +32,11 @@ def train_command(
     ),
     image_size: int = typer.Option(224, "--image-size", help="Input size in pixels (images are resized to S x S)."),
     epochs: int = typer.Option(20, "--epochs", help="Maximum number of epochs."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per batch (per device)."),
+    batch_size: int = typer.Option(
+        32, "--batch-size",
+        help="Images per batch and process. DDP with W processes (devices x nodes) trains as one process with "
+        "a batch of W x this would: same images per step, same augmentation, BatchNorm over the global batch.",
+    ),
     lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (cosine decay over the epochs)."),
     weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW weight decay."),
     patience: int = typer.Option(5, "--patience", help="Early stopping: epochs without a better val AUROC."),

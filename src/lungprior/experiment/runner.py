@@ -1,8 +1,10 @@
 """`run_experiment`: data -> segmentation -> masks x backbones x seeds -> train -> evaluate -> compare -> report.
 
 Folder layout: `EXP/data/`, `EXP/segmentation/`, `EXP/runs/<backbone>__<mask>__seed<s>/`, and at the top
-`results.csv`, `comparisons.csv`, `efficiency.csv`, `report.html`. Every stage is skipped when its inputs and
-settings are unchanged, and resumes when it was killed.
+`results.csv`, `summary.csv`, `comparisons.csv`, `efficiency.csv`, `report.html`. Every stage is skipped when its
+inputs and settings are unchanged, and resumes when it was killed. Launched on several processes (torchrun, SLURM,
+or Lightning's own DDP launcher), the lead process does everything but training alone and the others join each
+training run (see `ranks`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.experiment.config import ExperimentConfig, MaskSettings
-from lungprior.experiment.stages import StageOutcome, content_hash, file_fingerprint, run_stage
+from lungprior.experiment.ranks import is_lead
+from lungprior.experiment.stages import (
+    StageOutcome,
+    content_hash,
+    file_fingerprint,
+    finished_record,
+    run_stage,
+    wait_for_stage,
+)
 
 Log = Callable[[str], None]
 
@@ -98,8 +108,10 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
             ), progress=True)
             weights = str(result.files.get("best", folder / "finetune" / "best.pth"))
             record["finetune"] = {"best_epoch": result.best_epoch, "best_val": result.best_val, "test": result.test}
+        embeddings = folder / "finetune" / "cache"  # a frozen-encoder fine-tune already encoded these films
         seg_result = segment_manifest(manifest, folder / "seg", backend=seg.backend, weights=weights,
-                                      prompt=seg.prompt, batch_size=seg.batch_size, progress=True)
+                                      prompt=seg.prompt, batch_size=seg.batch_size, progress=True,
+                                      embedding_cache=embeddings if embeddings.is_dir() else None)
         record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed)
         gt = manifest.parent / "masks"
         if cfg.dataset.kind == "phantom" and gt.is_dir():
@@ -114,8 +126,8 @@ def run_name(backbone: str, mask: MaskSettings, seed: int) -> str:
 
 
 def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: StageOutcome, backbone: str,
-                  mask: MaskSettings, seed: int) -> StageOutcome:
-    """Train and evaluate one grid cell."""
+                  mask: MaskSettings, seed: int, *, lead: bool | None = None) -> StageOutcome:
+    """Train and evaluate one grid cell (other processes of a DDP launch train alongside the lead, then wait)."""
     from lungprior.classify.config import TrainConfig
     from lungprior.classify.train import train
     from lungprior.evaluate.run_eval import evaluate_run
@@ -126,16 +138,20 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
                        "seeds", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers"}),
                        spec.key(), backbone, seed, cfg.evaluation.model_dump())
     folder = exp / "runs" / run_name(backbone, mask, seed)
+    tcfg = TrainConfig(
+        manifest=data.record["manifest"], out=str(folder / "train"), mode=spec.mode,
+        masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
+        alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
+        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
+        pretrained=t.pretrained, devices=t.devices, accelerator=t.accelerator, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, workers=t.workers, seed=seed, limit_train=t.limit_train,
+    )
+    if not (is_lead() if lead is None else lead):
+        if finished_record(folder, key) is None:
+            train(tcfg, progress=False)
+        return wait_for_stage("run", folder, key)
 
     def work(run: Path) -> dict[str, Any]:
-        tcfg = TrainConfig(
-            manifest=data.record["manifest"], out=str(run / "train"), mode=spec.mode,
-            masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
-            alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
-            batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
-            pretrained=t.pretrained, devices=t.devices, accelerator=t.accelerator, strategy=t.strategy,
-            num_nodes=t.num_nodes, precision=t.precision, workers=t.workers, seed=seed, limit_train=t.limit_train,
-        )
         train(tcfg, progress=True)
         ev = cfg.evaluation
         evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
@@ -146,14 +162,22 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     return run_stage("run", folder, key, work)
 
 
+def _silent(message: str) -> None:
+    """The log of processes other than the lead."""
+
+
 def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, log: Log = print) -> ExperimentResult:
     """Run (or resume) every stage of the experiment into `exp_dir`."""
     from lungprior.experiment.tables import write_tables
     from lungprior.report.html import write_report
 
     exp = Path(exp_dir)
+    lead = is_lead()
+    if not lead:
+        log = _silent
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / "experiment.json").write_text(cfg.model_dump_json(indent=2))
+    if lead:
+        (exp / "experiment.json").write_text(cfg.model_dump_json(indent=2))
     stages: list[str] = []
     data = data_stage(cfg, exp)
     stages += ["data"] if data.ran else []
@@ -168,12 +192,14 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
         for seed in cfg.training.seeds:
             for mask in cfg.masks:
                 name = run_name(backbone, mask, seed)
-                outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed)
+                outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed, lead=lead)
                 stages += [name] if outcome.ran else []
                 log(f"run {name}: {'trained and evaluated' if outcome.ran else 'unchanged, skipped'}")
                 runs.append(outcome.record)
     result = ExperimentResult(exp, Path(data.record["manifest"]),
                               Path(seg.record["masks_dir"]) if seg is not None else None, runs, stages)
+    if not lead:  # tables and report are the lead's
+        return result
     result.tables = write_tables(cfg, exp, runs, seg.record if seg is not None else None)
     result.report = write_report(cfg, exp, runs, data.record, seg.record if seg is not None else None)
     return result

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.data.atomic import write_json
+from lungprior.experiment.ranks import is_lead
 
 STAGE_FILE = "stage.json"
 
@@ -49,19 +50,39 @@ class StageOutcome:
     record: dict[str, Any]
 
 
+def finished_record(folder: str | os.PathLike[str], key: str) -> dict[str, Any] | None:
+    """The record in `folder/stage.json` when it holds `key`, else None."""
+    marker = Path(folder) / STAGE_FILE
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and record.get("hash") == key else None
+
+
+def wait_for_stage(name: str, folder: str | os.PathLike[str], key: str, poll_s: float = 2.0) -> StageOutcome:
+    """Block until another process has recorded the stage with `key` (processes other than the lead)."""
+    while (record := finished_record(folder, key)) is None:
+        time.sleep(poll_s)
+    return StageOutcome(name, Path(folder), key, False, record)
+
+
 def run_stage(
-    name: str, folder: str | os.PathLike[str], key: str, work: Callable[[Path], dict[str, Any]]
+    name: str, folder: str | os.PathLike[str], key: str, work: Callable[[Path], dict[str, Any]], *,
+    lead: bool | None = None,
 ) -> StageOutcome:
-    """Run `work(folder)` unless `folder/stage.json` records the same `key`; record its result dict."""
+    """Run `work(folder)` unless `folder/stage.json` records the same `key`; record its result dict.
+
+    In a process other than the lead of a multi-process launch (`lead` False; by default from the environment,
+    see `ranks.is_lead`) wait for the lead's record instead.
+    """
     out = Path(folder)
+    record = finished_record(out, key)
+    if record is not None:
+        return StageOutcome(name, out, key, False, record)
+    if not (is_lead() if lead is None else lead):
+        return wait_for_stage(name, out, key)
     marker = out / STAGE_FILE
-    if marker.is_file():
-        try:
-            record = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            record = {}
-        if record.get("hash") == key:
-            return StageOutcome(name, out, key, False, record)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = work(out)

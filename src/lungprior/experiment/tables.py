@@ -1,4 +1,4 @@
-"""The experiment's tables: results.csv, comparisons.csv and efficiency.csv."""
+"""The experiment's tables: results.csv, summary.csv (over seeds), comparisons.csv and efficiency.csv."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lungprior.data.atomic import atomic_path
 from lungprior.evaluate.run_eval import METRICS, load_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning
 from lungprior.experiment.config import ExperimentConfig
+from lungprior.experiment.summary import seed_summary
 from lungprior.labels import FINDINGS, NO_FINDING
 
 RESULT_COLUMNS = ["backbone", "mode", "mask", "radius_mm", "alpha", "seed", "class", "auroc", "ci_low", "ci_high",
@@ -78,9 +79,11 @@ def efficiency_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_tables(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], seg: dict | None) -> dict[str, Path]:
-    """Write the three tables at the top of the experiment folder."""
+    """Write the tables at the top of the experiment folder."""
+    results = results_table(runs)
     tables = {
-        "results": results_table(runs),
+        "results": results,
+        "summary": seed_summary(results),
         "comparisons": comparisons_table(runs, cfg.evaluation.bootstrap, cfg.evaluation.no_finding),
         "efficiency": efficiency_table(runs),
     }

@@ -9,7 +9,7 @@ trains the encoder, with augmentation), made because one encoder pass takes seco
 
 from __future__ import annotations
 
-from lungprior.segment.finetune.cache import EmbeddingCache
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.config import RECIPES, FinetuneConfig, Recipe
 from lungprior.segment.finetune.data import (
     Pair,

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, Sampler
 
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
-from lungprior.segment.finetune.cache import EmbeddingCache
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.data import MAX_LUNGS, Pair, lung_targets, read_pair
 
 

@@ -20,7 +20,7 @@ from rich.progress import track
 
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
-from lungprior.segment.finetune.cache import EmbeddingCache
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.data import Pair, lung_boxes, read_pair
 
 METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "hd95")

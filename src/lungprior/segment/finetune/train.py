@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 import lungprior
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
-from lungprior.segment.finetune.cache import EmbeddingCache
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
 from lungprior.segment.finetune.config import (
     FinetuneConfig,
@@ -40,6 +40,7 @@ from lungprior.segment.finetune.data import load_pairs
 from lungprior.segment.finetune.dataset import EpochShuffle, LungPromptDataset, check_pairs, collate
 from lungprior.segment.finetune.metrics import METRIC_NAMES, evaluate_segmentation
 from lungprior.segment.finetune.module import LungFinetuneModule
+from lungprior.segment.infer.engine import create_engine
 from lungprior.segment.registry import create_backend
 from lungprior.segment.weights import LITEMEDSAM_SHA256, bundled_litemedsam_weights, sha256_file
 
@@ -74,7 +75,7 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
     weights_path, weights_sha = base_weights(cfg)
     device = _local_device(accelerator)
     backend = create_backend(cfg.backend, cfg.checkpoint, device)
-    cache = EmbeddingCache(out / "cache", backend, weights_sha) if freeze else None
+    cache = EmbeddingCache(out / "cache", backend, encoder=create_engine(backend).encode) if freeze else None
 
     train_pairs = load_pairs(cfg.data, "train")[: cfg.max_train]
     val_pairs = load_pairs(cfg.data, "val")

@@ -19,6 +19,7 @@ from lungprior.data.io import read_image, write_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.segment.base import SegBackend
+from lungprior.segment.embeddings import EmbeddingCache, rounded
 from lungprior.segment.infer.cascade import Cascade, LungPrediction
 from lungprior.segment.infer.engine import ENGINES, create_engine
 from lungprior.segment.infer.paths import MASKS_DIR, errors_path, mask_name, mask_path_for, qc_path, shard_done_path
@@ -136,8 +137,9 @@ class _Job:
     """Segments loaded batches and logs each finished image (mask first, then its QC row)."""
 
     def __init__(self, cascade: Cascade, mode: str, boxes: dict[str, np.ndarray] | None, prompt: object,
-                 masks_dir: Path, qc_log: CsvLog, err_log: CsvLog, advance: Callable[[], None]) -> None:
-        self.cascade, self.mode, self.boxes, self.prompt = cascade, mode, boxes, prompt
+                 masks_dir: Path, qc_log: CsvLog, err_log: CsvLog, advance: Callable[[], None],
+                 cache: EmbeddingCache | None = None) -> None:
+        self.cascade, self.mode, self.boxes, self.prompt, self.cache = cascade, mode, boxes, prompt, cache
         self.masks_dir, self.qc_log, self.err_log, self.advance = masks_dir, qc_log, err_log, advance
         self.done = self.failed = 0
 
@@ -171,10 +173,20 @@ class _Job:
         good = [item for item in batch if item.error is None and not item.blank]
         if not good:
             return
-        embeddings = self.cascade.engine.encode(torch.stack([item.tensor for item in good]))
-        for j, item in enumerate(good):
-            pred = self._predict(item, embeddings[j : j + 1])
+        embeddings = self._embeddings(good)
+        for item, embedding in zip(good, embeddings, strict=True):
+            pred = self._predict(item, embedding)
             self._finish(item, pred.mask, pred.prob, pred.prompt_source)
+
+    def _embeddings(self, items: list[_Item]) -> list[torch.Tensor]:
+        """(1, C, h, w) per item: encoded in one batch, or, with a cache, looked up there (misses encoded)."""
+        found = [self.cache.lookup(item.path) for item in items] if self.cache is not None else [None] * len(items)
+        missing = [j for j, e in enumerate(found) if e is None]
+        if missing:
+            encoded = self.cascade.engine.encode(torch.stack([items[j].tensor for j in missing]))
+            for k, j in enumerate(missing):
+                found[j] = rounded(encoded[k : k + 1]) if self.cache is not None else encoded[k : k + 1]
+        return found
 
 
 def _all_shards_done(out: Path, n: int, manifest_sha256: str) -> bool:
@@ -203,12 +215,15 @@ def segment_manifest(
     engine: str = "auto",
     config: AutoPromptConfig | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    embedding_cache: str | os.PathLike[str] | None = None,
 ) -> SegmentResult:
     """Segment the lungs of every image in `manifest` (or of shard i/n of it) into `out_dir`.
 
     Writes `masks/<mask name>.png` (0/255, the image's size), `qc.csv` and `errors.csv` (per shard:
     `qc.shard-i.csv`, `errors.shard-i.csv`, merged when the last shard finishes). A rerun skips finished
     images. `prompt`: "auto" (the cascade), "whole" (one whole-image box) or a CSV of boxes per image id.
+    `embedding_cache`: a folder of float16 encoder embeddings (e.g. a frozen-encoder fine-tuning run's `cache/`)
+    to reuse instead of encoding again; it is only read, and every embedding is rounded the same way.
     """
     start = time.perf_counter()
     if batch_size < 1:
@@ -223,7 +238,8 @@ def segment_manifest(
     out = Path(out_dir)
     masks_dir = out / MASKS_DIR
     masks_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out, run_settings(backend, weights, mode, prompt, config))
+    check_settings(out, run_settings(backend, weights, mode, prompt, config,
+                                     "float16" if embedding_cache is not None else "float32"))
     own_qc, own_errors = qc_path(out, shard_t), errors_path(out, shard_t)
     repair(own_qc, QC_COLUMNS)
     repair(own_errors, ERROR_COLUMNS)
@@ -242,7 +258,8 @@ def segment_manifest(
         process_start = time.perf_counter()
         with CsvLog(own_qc, QC_COLUMNS) as qc_log, CsvLog(own_errors, ERROR_COLUMNS) as err_log, \
                 image_progress(len(todo), enabled=progress) as advance:
-            job = _Job(Cascade(eng, net, config), mode, boxes, prompt, masks_dir, qc_log, err_log, advance)
+            cache = EmbeddingCache(embedding_cache, net) if embedding_cache is not None else None
+            job = _Job(Cascade(eng, net, config), mode, boxes, prompt, masks_dir, qc_log, err_log, advance, cache)
             for batch in _batches(todo, batch_size, net):
                 job.run(batch)
         done, failed = job.done, job.failed

@@ -16,9 +16,10 @@ from lungprior.segment.weights import LITEMEDSAM_SHA256, sha256_file
 
 def run_settings(
     backend: str, weights: str | os.PathLike[str] | None, mode: str, prompt: str | os.PathLike[str],
-    config: AutoPromptConfig,
+    config: AutoPromptConfig, embeddings: str = "float32",
 ) -> dict[str, object]:
-    """Backend, weights SHA-256, prompt mode (with the CSV's SHA-256) and the cascade's settings."""
+    """Backend, weights SHA-256, prompt mode (with the CSV's SHA-256), the cascade's settings and the embeddings'
+    precision ("float16" when they come from, or are rounded like, an embedding cache)."""
     if weights is not None:
         if not Path(weights).is_file():
             raise LungpriorError(f"{weights}: checkpoint not found")
@@ -26,6 +27,8 @@ def run_settings(
     else:
         digest = LITEMEDSAM_SHA256 if backend == "litemedsam" else None
     settings: dict[str, object] = {"backend": backend, "weights_sha256": digest, "prompt": mode}
+    if embeddings != "float32":
+        settings["embeddings"] = embeddings
     if mode == "csv":
         settings["prompt_sha256"] = sha256_file(prompt)
     if mode == "auto":
