@@ -32,12 +32,14 @@ from lungprior.labels import FINDINGS
 log = logging.getLogger("lungprior.classify")
 
 
-def train(cfg: TrainConfig, *, progress: bool = True, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def train(
+    cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = ()
+) -> TrainResult:
     """Train (or resume, or return the finished) run described by `cfg` in `cfg.out`.
 
     Rerunning with the same settings continues from `checkpoints/last.ckpt`; a finished run is returned
     without training; a folder holding a run with other settings raises a `LungpriorError`.
-    `callbacks` are extra Lightning callbacks (e.g. for monitoring).
+    `summary` prints the model summary (default: with `progress`); `callbacks` are extra Lightning callbacks.
     Under DDP, `cfg.batch_size` is per process: W processes train as one process with W x batch size would
     (same sample order and augmentation, BatchNorm statistics over the global batch), up to float rounding.
     """
@@ -67,7 +69,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, callbacks: Sequence[Callba
         save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
-    trainer = _trainer(cfg, run_dir, [history, best_ckpt, stopper, *callbacks], progress, len(train_ds))
+    summary = progress if summary is None else summary
+    trainer = _trainer(cfg, run_dir, [history, best_ckpt, stopper, *callbacks], (progress, summary), len(train_ds))
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
     uses_cuda = trainer.strategy.root_device.type == "cuda"
@@ -107,7 +110,10 @@ def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: Train
         )
 
 
-def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progress: bool, n_train: int) -> L.Trainer:
+def _trainer(
+    cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], show: tuple[bool, bool], n_train: int
+) -> L.Trainer:
+    progress, summary = show
     cuda = cfg.accelerator in ("auto", "gpu") and torch.cuda.is_available()
     precision = cfg.precision if cfg.precision != "auto" else ("16-mixed" if cuda else "32")
     loggers = [
@@ -128,7 +134,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progres
             callbacks=callbacks,
             default_root_dir=run_dir,
             enable_progress_bar=progress,
-            enable_model_summary=progress,
+            enable_model_summary=summary,
             num_sanity_val_steps=0,
             deterministic="warn",
             plugins=[BatchNormSync(cuda=cuda)],  # used by DDP only: BatchNorm over the global batch

@@ -16,14 +16,19 @@ from lungprior.experiment import load_experiment, run_experiment
 
 def _print_results(console: Console, exp: Path) -> None:
     results = pd.read_csv(exp / "results.csv")
-    table = Table(title="AUROC (test split) per backbone and mask")
+    table = Table(title="AUROC (test split, mean over seeds) per backbone and mask")
     targets = ["Mass", "Nodule", "Pneumonia", "Edema", "Fibrosis", "macro", "No Finding"]
-    for col in ("backbone", "mask", *targets):
-        table.add_column(col, justify="right" if col in targets else "left")
+    for col in ("backbone", "mask"):
+        table.add_column(col, no_wrap=True)
+    for col in targets:
+        table.add_column(col, justify="right", no_wrap=True)
     for (backbone, mask), part in results.groupby(["backbone", "mask"], sort=False):
         values = part.groupby("class")["auroc"].mean()
         table.add_row(backbone, mask, *(f"{values.get(t, float('nan')):.3f}" for t in targets))
-    console.print(table)
+    # never truncate: a table wider than the terminal (or than 80 columns in a log file) wraps instead
+    width = console.measure(table, options=console.options.update_width(400)).maximum
+    wide = Console(width=max(console.width, width), file=console.file)
+    wide.print(table)
 
 
 def experiment_command(

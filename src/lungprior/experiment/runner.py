@@ -25,6 +25,7 @@ from lungprior.experiment.stages import (
     run_stage,
     wait_for_stage,
 )
+from lungprior.quiet import lightning_quiet
 
 Log = Callable[[str], None]
 
@@ -152,7 +153,8 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
         return wait_for_stage("run", folder, key)
 
     def work(run: Path) -> dict[str, Any]:
-        train(tcfg, progress=True)
+        with lightning_quiet():
+            train(tcfg, progress=True, summary=False)
         ev = cfg.evaluation
         evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
                      max_cam=ev.max_cam, progress=False)

@@ -23,12 +23,19 @@ def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: s
     if rows.empty:
         return ""
     col = "p" if target == "macro AUROC" else "p_holm"
-    p = rows[col].max()
-    n = len(rows)
-    seeds = f" in all {n} seeds" if n > 1 else ""
-    verdict = "significantly different from" if p < 0.05 else "not significantly different from"
+    ps = rows[col].dropna()
+    if ps.empty:
+        return ""
     label = "bootstrap p" if target == "macro AUROC" else "Holm-adjusted DeLong p"
-    return f"{verdict} the original images ({label} ≤ {p:.3g}{seeds})"
+    if len(ps) == 1:
+        p = float(ps.iloc[0])
+        verdict = "significantly different from" if p < 0.05 else "not significantly different from"
+        return f"{verdict} the original images ({label} = {p:.3g})"
+    low, high = float(ps.min()), float(ps.max())
+    if high < 0.05:
+        return f"significantly different from the original images in all {len(ps)} seeds ({label} ≤ {high:.3g})"
+    return (f"not significantly different from the original images in every seed ({label} {low:.3g} to "
+            f"{high:.3g} over {len(ps)} seeds)")
 
 
 def findings_sentences(results: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:

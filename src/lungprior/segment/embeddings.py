@@ -20,7 +20,7 @@ import torch
 
 from lungprior.data.atomic import atomic_open
 from lungprior.segment.base import SegBackend
-from lungprior.segment.infer.onnx_cache import weights_digest
+from lungprior.segment.weights import weights_digest
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 

@@ -22,6 +22,16 @@ _PREFIX = "module."
 _SHOWN_KEYS = 5
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 over a model's state dict (names, dtypes, shapes and values, in key order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()

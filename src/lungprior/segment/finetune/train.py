@@ -9,7 +9,6 @@ resumes from last.ckpt; a finished run is not retrained; another config in the s
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import warnings
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader
 import lungprior
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
+from lungprior.quiet import lightning_quiet
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
 from lungprior.segment.finetune.config import (
@@ -164,17 +164,11 @@ def _claim(out: Path, cfg: FinetuneConfig) -> None:
 @contextmanager
 def _quiet_lightning() -> Iterator[None]:
     """Hide Lightning's informational chatter and the warnings that do not apply to these runs."""
-    logger = logging.getLogger("lightning.pytorch")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen encoder
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-            yield
-    finally:
-        logger.setLevel(level)
+    with lightning_quiet(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen encoder
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+        yield
 
 
 def _local_device(accelerator: str) -> torch.device:

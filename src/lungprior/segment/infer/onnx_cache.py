@@ -6,7 +6,6 @@ tracing); the decoder graph takes any number of boxes for one image embedding.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from lungprior.data.atomic import atomic_path
 from lungprior.errors import LungpriorError, one_line
 from lungprior.segment.base import SegBackend
+from lungprior.segment.weights import weights_digest
 
 #: Bump when the exported graphs change, so that older cache entries are not reused.
 ONNX_FORMAT = 1
@@ -31,16 +31,6 @@ def default_cache_dir() -> Path:
         return Path(root) / "onnx"
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "lungprior" / "onnx"
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 over a model's state dict (names, dtypes, shapes and values, in key order)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{name}|{t.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 class PromptDecoder(torch.nn.Module):
