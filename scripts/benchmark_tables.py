@@ -25,11 +25,11 @@ from lungprior.stats import delong_test
 TARGETS = [*FINDINGS, "macro", "No Finding"]
 
 
-def _fmt(values: pd.Series) -> str:
+def _fmt(values: pd.Series, digits: int = 3) -> str:
     v = values.dropna()
     if v.empty:
         return "–"
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -112,10 +112,9 @@ def val_test_gap(runs: list[dict], results: pd.DataFrame, masks: list[str]) -> s
 
 
 def efficiency_table(eff: pd.DataFrame, masks: list[str]) -> str:
-    cols = ["best_epoch", "epochs_run", "seconds_to_best", "seconds_per_epoch", "best_val_auroc"]
-    rows = [[m, *(_fmt(eff[eff["mask"] == m][c].astype(float)) for c in cols)] for m in masks]
+    cols = {"best_epoch": 1, "epochs_run": 1, "seconds_to_best": 0, "seconds_per_epoch": 1, "best_val_auroc": 3}
+    rows = [[m, *(_fmt(eff[eff["mask"] == m][c].astype(float), d) for c, d in cols.items())] for m in masks]
     return _table(["mask", "best epoch (0-based)", "epochs run", "s to best", "s / epoch", "best val AUROC"], rows)
-
 
 
 def main() -> None:
