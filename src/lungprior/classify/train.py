@@ -70,7 +70,8 @@ def train(
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
     summary = progress if summary is None else summary
-    trainer = _trainer(cfg, run_dir, [history, best_ckpt, stopper, *callbacks], (progress, summary), len(train_ds))
+    all_callbacks = [history, best_ckpt, stopper, *callbacks]
+    trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
     uses_cuda = trainer.strategy.root_device.type == "cuda"
@@ -111,9 +112,8 @@ def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: Train
 
 
 def _trainer(
-    cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], show: tuple[bool, bool], n_train: int
+    cfg: TrainConfig, run_dir: Path, callbacks: list[Callback], progress: bool, n_train: int, *, summary: bool
 ) -> L.Trainer:
-    progress, summary = show
     cuda = cfg.accelerator in ("auto", "gpu") and torch.cuda.is_available()
     precision = cfg.precision if cfg.precision != "auto" else ("16-mixed" if cuda else "32")
     loggers = [
