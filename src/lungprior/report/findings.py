@@ -15,6 +15,11 @@ def _best(results: pd.DataFrame, backbone: str, target: str) -> tuple[str, float
     return str(means.idxmax()), float(means.max())
 
 
+def p_column(target: str) -> str:
+    """The comparisons.csv column that decides significance: bootstrap p for macro AUROC, Holm DeLong p else."""
+    return "p" if target == "macro AUROC" else "p_holm"
+
+
 def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: str) -> str:
     if mask == "original":
         return ""
@@ -22,8 +27,7 @@ def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: s
                        & (comparisons["target"] == target)]
     if rows.empty:
         return ""
-    col = "p" if target == "macro AUROC" else "p_holm"
-    ps = rows[col].dropna()
+    ps = rows[p_column(target)].dropna()
     if ps.empty:
         return ""
     label = "bootstrap p" if target == "macro AUROC" else "Holm-adjusted DeLong p"

@@ -17,7 +17,7 @@ from lungprior.errors import LungpriorError
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
-from lungprior.report.findings import findings_sentences
+from lungprior.report.findings import findings_sentences, p_column
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -109,7 +109,7 @@ def _overlay(cfg: ExperimentConfig, manifest: Path, masks_dir: Path) -> str:
 def _auroc_table(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     sig = set()
     for _, r in comparisons.iterrows():
-        p = r["p"] if r["target"] == "macro AUROC" else r["p_holm"]
+        p = r[p_column(r["target"])]
         if pd.notna(p) and p < 0.05:
             sig.add((r["backbone"], r["seed"], r["mask"], "macro" if r["target"] == "macro AUROC" else r["target"]))
     rows = []
