@@ -3,8 +3,8 @@
 Skipped (with the reason) on machines without CUDA, which is where the default suite runs; on a GPU machine
 `pytest tests/test_gpu.py` exercises what the CPU suite cannot:
 
-- training in fp32, 16-mixed and bf16-mixed gives finite losses and predictions that rank the test films like
-  the fp32 run (Spearman rho >= 0.9; mixed precision changes rounding, not the model);
+- training in 16-mixed and bf16-mixed runs (finite, falling loss; CUDA peak memory recorded), and a trained
+  model's forward pass under autocast gives its fp32 scores to the dtype's precision;
 - `lungprior train --strategy ddp` under torchrun initialises NCCL and gives the single-process result
   (one process: the same device, so any difference is the DDP wrapper's, tolerance 1e-3 on probabilities;
   NCCL refuses two ranks on one GPU, so several-rank equality is tested on the CPU in test_ddp.py);
@@ -28,9 +28,10 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from scipy.stats import spearmanr
 
-from lungprior.classify import predict
+from lungprior.classify import TrainConfig, predict
+from lungprior.classify.data import make_dataset
+from lungprior.classify.predict import load_run
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.labels import FINDINGS
 
@@ -92,15 +93,35 @@ def _probs(run: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
-def test_mixed_precision_tracks_fp32(runs: dict[str, Path], precision: str) -> None:
+def test_mixed_precision_trains(runs: dict[str, Path], precision: str) -> None:
+    """A mixed-precision run trains (finite, falling loss), records CUDA memory, and predicts finite scores.
+
+    Its weights are not compared with the fp32 run's: after a few epochs from random initialisation, rounding
+    sends the two down different paths (measured Spearman rho 0.70-0.96 per class between their test scores),
+    so equality is checked where it must hold, in the forward pass of one model (the next test).
+    """
     hist = pd.read_csv(runs[precision] / "history.csv")
     assert np.isfinite(hist["train_loss"]).all() and len(hist) == 3
-    eff = json.loads((runs[precision] / "efficiency.json").read_text())
-    assert eff["peak_memory_source"] == "cuda"
-    p32, pmix = _probs(runs["32"]), _probs(runs[precision])
-    assert np.isfinite(pmix).all()
-    rho = [spearmanr(p32[:, k], pmix[:, k]).statistic for k in range(len(FINDINGS))]
-    assert min(rho) >= 0.9, rho
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    assert json.loads((runs[precision] / "config.json").read_text())["precision"] == precision
+    assert json.loads((runs[precision] / "efficiency.json").read_text())["peak_memory_source"] == "cuda"
+    assert np.isfinite(_probs(runs[precision])).all()
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float16, 5e-3), (torch.bfloat16, 3e-2)])
+def test_autocast_forward_matches_fp32(runs: dict[str, Path], dtype: torch.dtype, tol: float) -> None:
+    """The trained fp32 model under autocast scores the test films as in fp32, to the dtype's precision."""
+    model, _ = load_run(runs["32"])
+    model.cuda().eval()
+    cfg = TrainConfig.from_json(runs["32"] / "config.json")
+    x = torch.stack([item[0] for item in make_dataset(cfg, "test", train=False, progress=False)]).cuda()
+    with torch.inference_mode():
+        ref = torch.sigmoid(model(x).float())
+        with torch.autocast("cuda", dtype=dtype):
+            low = model(x)
+        assert low.dtype == dtype  # autocast really ran the convolutions in low precision
+        low = torch.sigmoid(low.float())
+    assert float((low - ref).abs().max()) <= tol
 
 
 def test_ddp_nccl_equals_single_process(runs: dict[str, Path]) -> None:
