@@ -66,14 +66,21 @@ def train(
     history = RunHistory()
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
-        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+        enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    # every epoch, improving or not (save_last=True on best_ckpt saves only when val_auroc improves)
+    last_ckpt = ModelCheckpoint(
+        dirpath=run_dir / runfiles.CHECKPOINTS, filename="last", monitor=None, save_top_k=1,
+        enable_version_counter=False, auto_insert_metric_name=False,
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
     summary = progress if summary is None else summary
-    all_callbacks = [history, best_ckpt, stopper, *callbacks]
+    all_callbacks = [history, best_ckpt, stopper, *callbacks, last_ckpt]
     trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
+    if resumed:  # one line for a corrupt or unsafe file, before Lightning's own loading
+        runfiles.load_checkpoint(last, f"delete it to retrain from the start, or delete {run_dir} to start over")
     uses_cuda = trainer.strategy.root_device.type == "cuda"
     if uses_cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -87,13 +94,14 @@ def train(
         warnings.filterwarnings("ignore", message=".*distributed.nn.functional.all_gather is deprecated.*")
         trainer.fit(
             module, datamodule=ClassifyData(train_ds, val_ds, cfg, cuda=uses_cuda),
-            ckpt_path=str(last) if resumed else None,
+            ckpt_path=str(last) if resumed else None, weights_only=True,
         )
     if trainer.interrupted:
         raise LungpriorError(f"{run_dir}: training interrupted; rerun the same command to resume from last.ckpt")
     result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda)
     if trainer.is_global_zero:
-        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL, expected)
         runfiles.write_history(history.epochs, run_dir / runfiles.HISTORY)
         runfiles.write_result(result, run_dir)
     return result
