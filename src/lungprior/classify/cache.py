@@ -28,7 +28,7 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
-from lungprior.data.atomic import atomic_open, write_json
+from lungprior.data.atomic import atomic_open, output_dir, output_errors, write_json
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
 from lungprior.errors import LungpriorError
@@ -119,9 +119,11 @@ def ensure_cache(
     root = Path(cache_root)
     final = root / key
     has_masks = sources[0].mask_path is not None
-    if (final / "done").is_file():
+    if (final / "done").is_file():  # a complete cache is only read: it may sit in a read-only folder
         return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
-    with _locked(root / f"{key}.lock"):
+    hint = "choose a writable cache folder with --cache"
+    output_dir(root, "cache folder", hint=hint)
+    with output_errors(root, hint), _locked(root / f"{key}.lock"):
         if (final / "done").is_file():  # another process finished it while we waited
             return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
         start = time.perf_counter()

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lungprior.data.atomic import output_dir
 from lungprior.experiment import load_experiment, run_experiment
 
 
@@ -37,7 +38,7 @@ def experiment_command(
 ) -> None:
     """Run a whole study: data, segmentation, every backbone x mask x seed, evaluation, comparisons, report."""
     cfg = load_experiment(config)
-    exp = out or Path("experiments") / cfg.name
+    exp = output_dir(out or Path("experiments") / cfg.name)
     console = Console()
     start = time.perf_counter()
     result = run_experiment(cfg, exp, log=console.print)
@@ -55,6 +56,7 @@ def demo_command(
     demo = resources.files("lungprior.experiment").joinpath("demo.yaml")
     with resources.as_file(demo) as path:
         cfg = load_experiment(path)
+    output_dir(out)
     console = Console()
     start = time.perf_counter()
     result = run_experiment(cfg, out, log=console.print)

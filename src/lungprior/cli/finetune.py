@@ -42,7 +42,10 @@ def finetune_command(
     seed: Annotated[int, typer.Option(help="Random seed: same settings and seed, same result.")] = 0,
 ) -> None:
     """Fine-tune a box-prompted lung segmenter (one box per lung), keep the best epoch, compare with zero-shot."""
+    from lungprior.data.atomic import output_dir
     from lungprior.segment.finetune import FinetuneConfig, finetune
+
+    output_dir(out)
 
     cfg = FinetuneConfig(
         data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lungprior.data.atomic import output_dir
 from lungprior.data.phantom import PhantomConfig, generate_benchmark, parse_prevalence
 from lungprior.data.phantom.gallery import write_gallery
 from lungprior.data.phantom.generate import summarize
@@ -31,6 +32,9 @@ def phantom_command(
     gallery: Path = typer.Option(None, "--gallery", help="Also write a labelled grid of sample films here."),
 ) -> None:
     """Generate the synthetic benchmark: films, lung masks, lesion masks, NIH-format manifest."""
+    output_dir(out)
+    if gallery:
+        output_dir(gallery.parent, "--gallery")
     cfg = PhantomConfig(
         n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, prevalence=parse_prevalence(prevalence),
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,

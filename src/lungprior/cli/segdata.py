@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from lungprior.data.atomic import output_dir
 from lungprior.data.manifest import SPLITS
 from lungprior.data.segdata import build_segdata
 
@@ -30,6 +31,7 @@ def segdata_command(
     seed: Annotated[int, typer.Option(help="Seed for the random split by image.")] = 0,
 ) -> None:
     """Pair images with lung masks, check every pair, split by image and write a manifest."""
+    output_dir(out)
     result = build_segdata(
         images, masks, left_dir=masks_left, right_dir=masks_right, pairs_csv=pairs,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, out_dir=out, progress=True,

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from lungprior.data.atomic import output_dir
 from lungprior.errors import LungpriorError
 from lungprior.segment.infer import ENGINES, merge_shards, segment_manifest
 from lungprior.segment.registry import list_backends
@@ -39,6 +40,7 @@ def segment_command(
 ) -> None:
     """Segment the lungs of every image in a manifest without prompts, with QC, resume and sharding."""
     console = Console(highlight=False, soft_wrap=True)
+    output_dir(out)
     if merge:
         qc, errors = merge_shards(out)
         console.print(f"merged: {qc} and {errors}")
