@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from lungprior.data.atomic import output_dir
+from lungprior.data.lock import folder_lock
 from lungprior.errors import LungpriorError
 from lungprior.segment.infer import ENGINES, merge_shards, segment_manifest
 from lungprior.segment.registry import list_backends
@@ -42,7 +43,8 @@ def segment_command(
     console = Console(highlight=False, soft_wrap=True)
     output_dir(out)
     if merge:
-        qc, errors = merge_shards(out)
+        with folder_lock(out, "segment"):
+            qc, errors = merge_shards(out)
         console.print(f"merged: {qc} and {errors}")
         return
     if manifest is None:
