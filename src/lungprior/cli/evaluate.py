@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS, NO_FINDING
@@ -55,7 +55,7 @@ def evaluate_command(
     table.add_row("macro", _fmt(metrics["macro_auroc"]), "", "")
     table.add_row(f"{NO_FINDING} ({no_finding})", _fmt(metrics["no_finding"]["auroc"]),
                   _fmt(metrics["no_finding"]["auprc"]), "")
-    console = Console()
+    console = plain_console()
     console.print(table)
     for note in metrics["warnings"]:
         console.print(f"warning: {note}")
@@ -84,7 +84,7 @@ def compare_command(
         holm = "" if r["p_holm"] != r["p_holm"] else f"{r['p_holm']:.4f}"
         table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", f"{r['diff']:+.3f}", f"{r['p']:.4f}",
                       holm, r["test"])
-    Console().print(table)
+    plain_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from lungprior.console import plain_console
 
 
 def finetune_command(
@@ -55,7 +56,7 @@ def finetune_command(
     result = finetune(cfg, progress=True)
     if result.partial:  # another process of a multi-device run; rank 0 prints the summary
         return
-    console = Console(highlight=False)
+    console = plain_console(highlight=False)
     if result.already_finished:
         console.print(f"already finished: {result.out} (not retrained)")
     table = Table(title=f"{cfg.backend} on the test split (HD95 in pixels)")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.data.phantom import PhantomConfig, generate_benchmark, parse_prevalence
 from lungprior.data.phantom.gallery import write_gallery
@@ -40,7 +40,7 @@ def phantom_command(
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,
     )
     manifest = generate_benchmark(cfg, out, workers=workers or None)
-    console = Console()
+    console = plain_console()
     summary = summarize(manifest)
     table = Table(title=f"{summary['images']} films, {summary['patients']} patients -> {out}")
     table.add_column("label")

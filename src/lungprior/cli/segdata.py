@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.data.manifest import SPLITS
 from lungprior.data.segdata import build_segdata
@@ -37,7 +37,7 @@ def segdata_command(
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, out_dir=out, progress=True,
     )
     summary = result.summary
-    console = Console(highlight=False)
+    console = plain_console(highlight=False)
     console.print(f"pairs checked: {summary['pairs_checked']}")
     for split in SPLITS:
         console.print(f"{split}: {summary['counts'][split]}")

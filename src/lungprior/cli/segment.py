@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.data.lock import folder_lock
 from lungprior.errors import LungpriorError
@@ -40,7 +40,7 @@ def segment_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Segment the lungs of every image in a manifest without prompts, with QC, resume and sharding."""
-    console = Console(highlight=False, soft_wrap=True)
+    console = plain_console(highlight=False, soft_wrap=True)
     output_dir(out)
     if merge:
         with folder_lock(out, "segment"):

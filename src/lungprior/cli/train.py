@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
 from lungprior.labels import FINDINGS
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def train_command(
     state = "finished (resumed)" if result.resumed else "finished"
     state = "already finished" if result.already_finished else state
     typer.echo(f"run {state}: {result.run_dir}")
-    Console().print(summary_table(result))
+    plain_console().print(summary_table(result))
 
 
 def summary_table(result: TrainResult) -> Table:
