@@ -72,6 +72,27 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, ImageMeta]:
     return image, meta
 
 
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image from its header alone (no pixel is decoded); `ImageReadError` on failure."""
+    fmt, _ = _sniff(path)
+    try:
+        if fmt == "dicom":
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            return int(ds.Rows), int(ds.Columns)
+        if fmt == "tiff":
+            with tifffile.TiffFile(path) as tif:
+                page = tif.series[0].keyframe
+                return int(page.imagelength), int(page.imagewidth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return int(im.size[1]), int(im.size[0])
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot read the image size ({one_line(exc)})") from None
+
+
 def read_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read a mask as a bool 2-D array, True where the 8-bit value is >= 128.
 
