@@ -16,6 +16,13 @@ class ImageReadError(LungpriorError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NoUsableMaskError(LungpriorError):
+    """A film has no usable lung mask (missing, or empty as segmentation writes for blank films).
+
+    Masked classification leaves such a film out (listed with the reason in the run folder) instead of failing.
+    """
+
+
 class ManifestError(LungpriorError):
     """A manifest or label table is malformed."""
 

@@ -1,7 +1,8 @@
 """The run folder: its config, the result record (`efficiency.json`), the exported weights and history.
 
 Layout of RUN_DIR: `config.json`, `model.pt` (best weights, plain state dict), `checkpoints/{best,last}.ckpt`,
-`history.csv` (one row per epoch), `efficiency.json` (the `TrainResult`, written last: a run is finished
+`history.csv` (one row per epoch), `excluded.csv` (films left out for want of a usable lung mask: image_id,
+split, reason), `efficiency.json` (the `TrainResult`, written last: a run is finished
 when it exists), `pretrained.json` (what a `--pretrained PATH` file loaded), `csv/` and `tensorboard/` logs.
 """
 
@@ -28,6 +29,7 @@ EFFICIENCY = "efficiency.json"
 MODEL = "model.pt"
 HISTORY = "history.csv"
 CHECKPOINTS = "checkpoints"
+EXCLUDED = "excluded.csv"
 
 
 @dataclass
@@ -148,6 +150,20 @@ def weights_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ...]]
     if not parts:
         return ""
     return f"weights do not match the model ({len(expected)} tensors expected): " + "; ".join(parts)
+
+
+def write_excluded(excluded: pd.DataFrame, run_dir: Path) -> None:
+    """Write the films left out of the run (image_id, split, reason), atomically."""
+    with atomic_open(run_dir / EXCLUDED, "w", encoding="utf-8", newline="") as fh:
+        excluded.to_csv(fh, index=False)
+
+
+def excluded_ids(run_dir: str | os.PathLike[str]) -> set[str]:
+    """Image ids a run left out for want of a usable lung mask (none for runs without `excluded.csv`)."""
+    path = Path(run_dir) / EXCLUDED
+    if not path.is_file():
+        return set()
+    return set(pd.read_csv(path, dtype=str, keep_default_na=False)["image_id"])
 
 
 def write_history(epochs: list[dict[str, Any]], out: Path) -> None:

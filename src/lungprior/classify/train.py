@@ -60,6 +60,10 @@ def train(
     model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
     if runfiles.rank() == 0:
         write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
+        runfiles.write_excluded(prep.excluded, run_dir)
+        if len(prep.excluded):
+            log.warning("%s: %d film(s) without a usable lung mask left out; see %s", run_dir, len(prep.excluded),
+                        run_dir / runfiles.EXCLUDED)
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
     module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
