@@ -55,8 +55,8 @@ def prepare(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     if cfg.masks is not None:
         missing = pd.Series([not mask_path_for(cfg.masks, str(i)).is_file() for i in frame["image_id"]],
                             index=frame.index)
-    skipped = [(str(i), str(s), "lung mask not found") for i, s in
-               zip(frame.loc[missing, "image_id"], frame.loc[missing, "split"], strict=True)]
+    skipped = [(str(i), str(s), f"lung mask not found, expected {mask_path_for(cfg.masks or '', str(i))}")
+               for i, s in zip(frame.loc[missing, "image_id"], frame.loc[missing, "split"], strict=True)]
     frame = frame.loc[~missing].reset_index(drop=True)
     if frame.empty:
         raise LungpriorError(f"{cfg.manifest}: no film has a lung mask in {cfg.masks}")
