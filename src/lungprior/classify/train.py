@@ -28,6 +28,7 @@ from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
+from lungprior.quiet import lightning_quiet
 
 log = logging.getLogger("lungprior.classify")
 
@@ -80,7 +81,8 @@ def train(
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
     summary = progress if summary is None else summary
     all_callbacks = [history, best_ckpt, stopper, *callbacks, last_ckpt]
-    trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
+    with lightning_quiet():  # no accelerator lines or tips on stderr; warnings still show
+        trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
     if resumed:  # one line for a corrupt or unsafe file, before Lightning's own loading
@@ -88,7 +90,7 @@ def train(
     uses_cuda = trainer.strategy.root_device.type == "cuda"
     if uses_cuda:
         torch.cuda.reset_peak_memory_stats()
-    with warnings.catch_warnings():
+    with lightning_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resuming
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*is deprecated.*")

@@ -66,6 +66,17 @@ def output_dir(path: str | os.PathLike[str], option: str = "--out", hint: str = 
     return folder
 
 
+def remove_stale_temps(folder: str | os.PathLike[str]) -> int:
+    """Remove the temporary files (`.NAME.*.tmp`) that `atomic_path` leaves in `folder` when its process is
+    killed; call it only while no other process writes there. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it is renamed onto `path`.
