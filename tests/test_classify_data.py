@@ -163,12 +163,14 @@ def test_half_written_cache_is_rebuilt(bench: Path, tmp_path: Path) -> None:
     assert not (info.path.parent / f"{info.key}.partial").exists()
 
 
-def test_missing_mask_names_the_image(bench: Path, tmp_path: Path) -> None:
+def test_missing_mask_leaves_the_film_out_naming_it(bench: Path, tmp_path: Path) -> None:
     masks = tmp_path / "masks"
     shutil.copytree(bench.parent / "masks", masks)
     (masks / "phantom_00007.png").unlink()
-    with pytest.raises(LungpriorError, match=r"phantom_00007.*lung mask not found.*phantom_00007\.png"):
-        prepare(_cfg(bench, tmp_path, mode="tight", masks=str(masks)), progress=False)
+    prep = prepare(_cfg(bench, tmp_path, mode="tight", masks=str(masks)), progress=False)
+    assert prep.excluded["image_id"].tolist() == ["phantom_00007"]
+    assert prep.excluded["reason"].iloc[0] == f"lung mask not found, expected {masks / 'phantom_00007.png'}"
+    assert "phantom_00007" not in set(prep.frame["image_id"])
     with pytest.raises(LungpriorError, match="needs lung masks"):
         prepare(_cfg(_moved_manifest(bench, tmp_path), tmp_path, mode="tight"), progress=False)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 class LungpriorError(Exception):
     """A user-facing error: bad input, bad value, missing file. The CLI prints it on one line."""
@@ -16,6 +19,13 @@ class ImageReadError(LungpriorError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class NoUsableMaskError(LungpriorError):
+    """A film has no usable lung mask (missing, or empty as segmentation writes for blank films).
+
+    Masked classification leaves such a film out (listed with the reason in the run folder) instead of failing.
+    """
+
+
 class ManifestError(LungpriorError):
     """A manifest or label table is malformed."""
 
@@ -24,3 +34,12 @@ def one_line(exc: BaseException, limit: int | None = 300) -> str:
     """An exception's message on one line (whitespace collapsed, cut at `limit` characters with "...")."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shown(value: Any) -> str:
+    """A cell value as a message shows it: numpy scalars as plain Python values, NaN/None as "an empty cell"."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "an empty cell"
+    return repr(value)

@@ -2,7 +2,8 @@
 
 Layout of `<cache_root>/<key>/`: `images.npy` (N, S, S) uint8 masked images, `masks.npy` (N, S, S) uint8 the
 fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known),
-`index.csv` (row -> image_id), `meta.json`, and the `done` marker written last. The key is the SHA-256 of
+`index.csv` (row -> image_id), `unusable.csv` (image_id, reason: films whose lung mask is empty, left blank
+in the arrays and left out of every dataset), `meta.json`, and the `done` marker written last. The key is the SHA-256 of
 everything that determines the pixels: per image its id, path, size, mtime, pixel spacing and mask file
 (path, size, mtime); the image size; `MaskSpec.key()`; `CACHE_VERSION`. A build happens in
 `<key>.partial` under a file lock and is renamed into place when complete, so a cache without `done` is
@@ -28,14 +29,15 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
-from lungprior.data.atomic import atomic_open, write_json
+from lungprior.data.atomic import atomic_open, output_dir, output_errors, write_json
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, NoUsableMaskError
 from lungprior.masks import MaskSpec, apply_prior, prior_weight, tight_mask
 from lungprior.segment.infer.paths import mask_path_for
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: films without a usable lung mask are listed in unusable.csv, in every mode
+UNUSABLE = "unusable.csv"
 _CHUNK = 32
 _PARALLEL_MIN_ITEMS = 256
 
@@ -61,6 +63,7 @@ class CacheInfo:
     has_masks: bool
     built: bool
     seconds: float
+    unusable: tuple[tuple[str, str], ...] = ()  # (image_id, reason): films without a usable lung mask
 
     @property
     def images_path(self) -> Path:
@@ -119,9 +122,11 @@ def ensure_cache(
     root = Path(cache_root)
     final = root / key
     has_masks = sources[0].mask_path is not None
-    if (final / "done").is_file():
+    if (final / "done").is_file():  # a complete cache is only read: it may sit in a read-only folder
         return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
-    with _locked(root / f"{key}.lock"):
+    hint = "choose a writable cache folder with --cache"
+    output_dir(root, "cache folder", hint=hint)
+    with output_errors(root, hint), _locked(root / f"{key}.lock"):
         if (final / "done").is_file():  # another process finished it while we waited
             return _info(final, key, len(sources), image_size, has_masks, built=False, seconds=0.0)
         start = time.perf_counter()
@@ -145,12 +150,17 @@ def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.nd
     coverage = None
     if src.mask_path is not None:
         lungs = read_mask(src.mask_path, shape=image.shape)
+        tight = tight_mask(lungs)
+        if not tight.any():  # in every mode, so runs with and without a mask prior see the same films
+            raise NoUsableMaskError(f"empty lung mask ({src.mask_path})")
         try:
             weight = prior_weight(lungs, spec, src.spacing_mm)
+        except NoUsableMaskError as exc:
+            raise NoUsableMaskError(f"{exc} ({src.mask_path})") from None
         except LungpriorError as exc:
             raise LungpriorError(f"image {src.image_id}: {exc} ({src.mask_path})") from None
         image = apply_prior(image, weight, spec.fill)
-        coverage = _to_uint8(_resize(tight_mask(lungs).astype(np.float32), image_size))
+        coverage = _to_uint8(_resize(tight.astype(np.float32), image_size))
     elif spec.needs_mask:
         raise LungpriorError(f"image {src.image_id}: --mode {spec.mode} needs a lung mask")
     return _to_uint8(_resize(image, image_size)), coverage
@@ -184,20 +194,25 @@ def _build(
     if processes is None:
         processes = min(os.cpu_count() or 1, 4) if n >= _PARALLEL_MIN_ITEMS else 1
     errors: list[str] = []
+    unusable: list[tuple[str, str]] = []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"caching {n} images at {size}px ({spec.key()})", total=n)
         if processes <= 1:
-            results: Iterator[tuple[int, list[str]]] = map(_fill_chunk, chunks)
-            for done, errs in results:
+            results: Iterator[tuple[int, list[str], list[tuple[str, str]]]] = map(_fill_chunk, chunks)
+            for done, errs, skipped in results:
                 errors += errs
+                unusable += skipped
                 bar.advance(task, done)
         else:
             with mp.get_context("fork").Pool(processes) as pool:
-                for done, errs in pool.imap_unordered(_fill_chunk, chunks):
+                for done, errs, skipped in pool.imap_unordered(_fill_chunk, chunks):
                     errors += errs
+                    unusable += skipped
                     bar.advance(task, done)
     if errors:
         raise LungpriorError(f"{len(errors)} image(s) could not be cached; first: {errors[0]}")
+    with atomic_open(folder / UNUSABLE, "w", encoding="utf-8", newline="") as fh:
+        pd.DataFrame(sorted(unusable), columns=["image_id", "reason"]).to_csv(fh, index=False)
     with atomic_open(folder / "index.csv", "w", encoding="utf-8", newline="") as fh:
         pd.DataFrame({"row": range(n), "image_id": [s.image_id for s in sources]}).to_csv(fh, index=False)
     write_json(
@@ -206,15 +221,21 @@ def _build(
     )
 
 
-def _fill_chunk(args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec]) -> tuple[int, list[str]]:
-    """Render a chunk of rows into the memmaps; per-item errors are returned, not raised."""
+def _fill_chunk(
+    args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec],
+) -> tuple[int, list[str], list[tuple[str, str]]]:
+    """Render a chunk of rows into the memmaps; per-item errors and films without a usable mask are returned."""
     folder, rows, sources, size, spec = args
     images = np.load(folder / "images.npy", mmap_mode="r+")
     masks = np.load(folder / "masks.npy", mmap_mode="r+") if (folder / "masks.npy").is_file() else None
     errors = []
+    unusable = []
     for row, src in zip(rows, sources, strict=True):
         try:
             image, coverage = render_item(src, size, spec)
+        except NoUsableMaskError as exc:
+            unusable.append((src.image_id, str(exc)))
+            continue
         except LungpriorError as exc:
             text = str(exc)
             errors.append(text if src.image_id in text else f"image {src.image_id}: {text}")
@@ -225,7 +246,7 @@ def _fill_chunk(args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec
     images.flush()
     if masks is not None:
         masks.flush()
-    return len(rows), errors
+    return len(rows), errors, unusable
 
 
 def _stat(image_id: str, path: str, what: str) -> tuple[int, int]:
@@ -249,7 +270,12 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def _info(path: Path, key: str, n: int, size: int, has_masks: bool, *, built: bool, seconds: float) -> CacheInfo:
-    return CacheInfo(path=path, key=key, n=n, image_size=size, has_masks=has_masks, built=built, seconds=seconds)
+    unusable: tuple[tuple[str, str], ...] = ()
+    if (path / UNUSABLE).is_file():
+        table = pd.read_csv(path / UNUSABLE, dtype=str, keep_default_na=False)
+        unusable = tuple(zip(table["image_id"], table["reason"], strict=True))
+    return CacheInfo(path=path, key=key, n=n, image_size=size, has_masks=has_masks, built=built, seconds=seconds,
+                     unusable=unusable)
 
 
 @contextmanager

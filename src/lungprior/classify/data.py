@@ -1,4 +1,8 @@
-"""The classification dataset: cached masked images, five finding labels, laterality-preserving augmentation."""
+"""The classification dataset: cached masked images, five finding labels, laterality-preserving augmentation.
+
+With lung masks, a film without a usable one (mask file missing, or empty as `segment` writes for blank films)
+is left out of every split in every mode, and listed with the reason (`Prepared.excluded`, a run's `excluded.csv`).
+"""
 
 from __future__ import annotations
 
@@ -16,17 +20,30 @@ from lungprior.classify.config import TrainConfig
 from lungprior.data.manifest import SPLITS, read_manifest
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
+from lungprior.segment.infer.paths import mask_path_for
 
 LUNG_THRESHOLD = 0.5
+#: Columns of the list of films left out for want of a usable lung mask (a run's `excluded.csv`).
+EXCLUDED_COLUMNS = ("image_id", "split", "reason")
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A manifest read once and its input cache (shared by the datasets of one run)."""
+    """A manifest read once and its input cache (shared by the datasets of one run).
+
+    `frame` holds the cached rows (in cache order); `excluded` the films left out for want of a usable lung
+    mask (columns `EXCLUDED_COLUMNS`), whether their mask is missing (not in `frame`) or empty (in `frame`,
+    left out of every dataset).
+    """
 
     cfg: TrainConfig
     frame: pd.DataFrame
     cache: CacheInfo
+    excluded: pd.DataFrame
+
+    @property
+    def excluded_ids(self) -> frozenset[str]:
+        return frozenset(self.excluded["image_id"].astype(str))
 
 
 def prepare(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
@@ -34,8 +51,20 @@ def prepare(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     cfg = cfg.resolved()
     frame = read_manifest(cfg.manifest)
     spec = cfg.mask_spec()
+    missing = pd.Series(False, index=frame.index)
+    if cfg.masks is not None:
+        missing = pd.Series([not mask_path_for(cfg.masks, str(i)).is_file() for i in frame["image_id"]],
+                            index=frame.index)
+    skipped = [(str(i), str(s), f"lung mask not found, expected {mask_path_for(cfg.masks or '', str(i))}")
+               for i, s in zip(frame.loc[missing, "image_id"], frame.loc[missing, "split"], strict=True)]
+    frame = frame.loc[~missing].reset_index(drop=True)
+    if frame.empty:
+        raise LungpriorError(f"{cfg.manifest}: no film has a lung mask in {cfg.masks}")
     cache = ensure_cache(item_sources(frame, cfg.masks, spec), cfg.image_size, spec, cfg.cache, progress=progress)
-    return Prepared(cfg=cfg, frame=frame, cache=cache)
+    split_of = dict(zip(frame["image_id"].astype(str), frame["split"].astype(str), strict=True))
+    skipped += [(i, split_of.get(i, ""), reason) for i, reason in cache.unusable]
+    excluded = pd.DataFrame(sorted(skipped), columns=list(EXCLUDED_COLUMNS))
+    return Prepared(cfg=cfg, frame=frame, cache=cache, excluded=excluded)
 
 
 def augmentation() -> v2.Transform:
@@ -138,11 +167,17 @@ class ClassifyDataset(Dataset):
         return state
 
 
-def split_positions(frame: pd.DataFrame, split: str, limit: int | None = None, seed: int = 0) -> np.ndarray:
-    """Row positions of `split` in the manifest; with `limit`, a seeded random subset kept in manifest order."""
+def split_positions(
+    frame: pd.DataFrame, split: str, limit: int | None = None, seed: int = 0, exclude: frozenset[str] = frozenset()
+) -> np.ndarray:
+    """Row positions of `split` in the manifest, ids in `exclude` left out; with `limit`, a seeded random subset
+    kept in manifest order."""
     if split not in SPLITS:
         raise LungpriorError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    rows = np.flatnonzero(frame["split"].astype(str).to_numpy() == split)
+    chosen = frame["split"].astype(str).to_numpy() == split
+    if exclude:
+        chosen &= ~frame["image_id"].astype(str).isin(exclude).to_numpy()
+    rows = np.flatnonzero(chosen)
     if limit is not None and limit < len(rows):
         rng = np.random.default_rng(seed)
         rows = np.sort(rng.choice(rows, size=limit, replace=False))
@@ -158,7 +193,7 @@ def make_dataset(
     """
     prep = prepared or prepare(cfg, progress=progress)
     limit = prep.cfg.limit_train if split == "train" else None
-    rows = split_positions(prep.frame, split, limit, prep.cfg.seed)
+    rows = split_positions(prep.frame, split, limit, prep.cfg.seed, prep.excluded_ids)
     mean, std = normalisation(prep.cfg.backbone)
     return ClassifyDataset(
         prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train, seed=prep.cfg.seed

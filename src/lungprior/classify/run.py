@@ -1,7 +1,8 @@
 """The run folder: its config, the result record (`efficiency.json`), the exported weights and history.
 
 Layout of RUN_DIR: `config.json`, `model.pt` (best weights, plain state dict), `checkpoints/{best,last}.ckpt`,
-`history.csv` (one row per epoch), `efficiency.json` (the `TrainResult`, written last: a run is finished
+`history.csv` (one row per epoch), `excluded.csv` (films left out for want of a usable lung mask: image_id,
+split, reason), `efficiency.json` (the `TrainResult`, written last: a run is finished
 when it exists), `pretrained.json` (what a `--pretrained PATH` file loaded), `csv/` and `tensorboard/` logs.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import resource
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,13 +22,14 @@ import torch
 
 from lungprior.classify.config import TrainConfig
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, one_line
 
 CONFIG = "config.json"
 EFFICIENCY = "efficiency.json"
 MODEL = "model.pt"
 HISTORY = "history.csv"
 CHECKPOINTS = "checkpoints"
+EXCLUDED = "excluded.csv"
 
 
 @dataclass
@@ -94,12 +97,73 @@ def finished_result(run_dir: Path, cfg: TrainConfig) -> TrainResult | None:
     return None
 
 
-def export_weights(best_ckpt: Path, out: Path) -> None:
-    """Write the backbone's weights from a Lightning checkpoint as a plain state dict (weights_only-loadable)."""
-    ckpt = torch.load(best_ckpt, map_location="cpu", weights_only=False)
+def load_checkpoint(path: Path, what_to_do: str) -> dict[str, Any]:
+    """Load a Lightning checkpoint with `weights_only=True` (no code runs from the file).
+
+    A file that is corrupt, truncated or holds anything but tensors and plain data raises a one-line
+    `LungpriorError` naming it and ending with `what_to_do`.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise LungpriorError(f"{path}: checkpoint not found; {what_to_do}") from None
+    except pickle.UnpicklingError as exc:
+        reason = one_line(exc, 160)
+        raise LungpriorError(
+            f"{path}: refused: the checkpoint holds more than tensors and plain data ({reason}); {what_to_do}"
+        ) from None
+    except Exception as exc:
+        raise LungpriorError(f"{path}: corrupt or truncated checkpoint ({one_line(exc, 160)}); {what_to_do}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise LungpriorError(f"{path}: not a Lightning checkpoint (no state_dict); {what_to_do}")
+    return ckpt
+
+
+def export_weights(best_ckpt: Path, out: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Write the backbone's weights from a Lightning checkpoint as a plain state dict (weights_only-loadable).
+
+    `expected` maps every tensor of the backbone to its shape; a checkpoint that lacks one, adds one or has
+    another shape raises a `LungpriorError` and nothing is written (the run is then not marked finished).
+    """
+    redo = f"delete {best_ckpt.parent} and rerun to retrain from scratch"
+    ckpt = load_checkpoint(best_ckpt, redo)
     state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    problem = weights_mismatch(state, expected)
+    if problem:
+        raise LungpriorError(f"{best_ckpt}: {problem}; {redo}")
     with atomic_path(out, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+        torch.save({k: v.clone() for k, v in state.items()}, tmp)  # clone: the checkpoint is memory-mapped
+
+
+def weights_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ...]]) -> str:
+    """What is wrong with `state` against the expected tensor shapes ("" when every tensor is there and right)."""
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    wrong = [
+        k for k in expected
+        if k in state and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(expected[k]))
+    ]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)):
+        if keys:
+            parts.append(f"{len(keys)} {label} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})")
+    if not parts:
+        return ""
+    return f"weights do not match the model ({len(expected)} tensors expected): " + "; ".join(parts)
+
+
+def write_excluded(excluded: pd.DataFrame, run_dir: Path) -> None:
+    """Write the films left out of the run (image_id, split, reason), atomically."""
+    with atomic_open(run_dir / EXCLUDED, "w", encoding="utf-8", newline="") as fh:
+        excluded.to_csv(fh, index=False)
+
+
+def excluded_ids(run_dir: str | os.PathLike[str]) -> set[str]:
+    """Image ids a run left out for want of a usable lung mask (none for runs without `excluded.csv`)."""
+    path = Path(run_dir) / EXCLUDED
+    if not path.is_file():
+        return set()
+    return set(pd.read_csv(path, dtype=str, keep_default_na=False)["image_id"])
 
 
 def write_history(epochs: list[dict[str, Any]], out: Path) -> None:

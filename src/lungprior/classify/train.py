@@ -28,6 +28,7 @@ from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
+from lungprior.quiet import lightning_quiet
 
 log = logging.getLogger("lungprior.classify")
 
@@ -60,24 +61,36 @@ def train(
     model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
     if runfiles.rank() == 0:
         write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
+        runfiles.write_excluded(prep.excluded, run_dir)
+        if len(prep.excluded):
+            log.warning("%s: %d film(s) without a usable lung mask left out; see %s", run_dir, len(prep.excluded),
+                        run_dir / runfiles.EXCLUDED)
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
     module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
     history = RunHistory()
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
-        save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+        enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    # every epoch, improving or not (save_last=True on best_ckpt saves only when val_auroc improves)
+    last_ckpt = ModelCheckpoint(
+        dirpath=run_dir / runfiles.CHECKPOINTS, filename="last", monitor=None, save_top_k=1,
+        enable_version_counter=False, auto_insert_metric_name=False,
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
     summary = progress if summary is None else summary
-    all_callbacks = [history, best_ckpt, stopper, *callbacks]
-    trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
+    all_callbacks = [history, best_ckpt, stopper, *callbacks, last_ckpt]
+    with lightning_quiet():  # no accelerator lines or tips on stderr; warnings still show
+        trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
+    if resumed:  # one line for a corrupt or unsafe file, before Lightning's own loading
+        runfiles.load_checkpoint(last, f"delete it to retrain from the start, or delete {run_dir} to start over")
     uses_cuda = trainer.strategy.root_device.type == "cuda"
     if uses_cuda:
         torch.cuda.reset_peak_memory_stats()
-    with warnings.catch_warnings():
+    with lightning_quiet(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resuming
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*is deprecated.*")
@@ -87,13 +100,14 @@ def train(
         warnings.filterwarnings("ignore", message=".*distributed.nn.functional.all_gather is deprecated.*")
         trainer.fit(
             module, datamodule=ClassifyData(train_ds, val_ds, cfg, cuda=uses_cuda),
-            ckpt_path=str(last) if resumed else None,
+            ckpt_path=str(last) if resumed else None, weights_only=True,
         )
     if trainer.interrupted:
         raise LungpriorError(f"{run_dir}: training interrupted; rerun the same command to resume from last.ckpt")
     result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda)
     if trainer.is_global_zero:
-        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL, expected)
         runfiles.write_history(history.epochs, run_dir / runfiles.HISTORY)
         runfiles.write_result(result, run_dir)
     return result

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS, NO_FINDING
 
@@ -39,6 +40,8 @@ def evaluate_command(
     """Write RUN/predictions.csv and RUN/metrics.json (AUROC/AUPRC with CIs, No Finding, efficiency, attention)."""
     from lungprior.evaluate.run_eval import evaluate_run
 
+    if run.is_dir():  # evaluation writes into the run folder
+        output_dir(run, "--run")
     metrics = evaluate_run(run, split, n_resamples=n_resamples, seed=seed, no_finding=_no_finding_method(no_finding),
                            cam=cam, max_cam=max_cam, device=device)
     table = Table(title=f"{run} on {split}: AUROC [95% CI, patient bootstrap]")
@@ -52,7 +55,7 @@ def evaluate_command(
     table.add_row("macro", _fmt(metrics["macro_auroc"]), "", "")
     table.add_row(f"{NO_FINDING} ({no_finding})", _fmt(metrics["no_finding"]["auroc"]),
                   _fmt(metrics["no_finding"]["auprc"]), "")
-    console = Console()
+    console = plain_console()
     console.print(table)
     for note in metrics["warnings"]:
         console.print(f"warning: {note}")
@@ -70,6 +73,8 @@ def compare_command(
     """Paired DeLong tests per class and for No Finding, Holm-adjusted; paired bootstrap of the macro AUROC."""
     from lungprior.evaluate.run_eval import compare_runs
 
+    if out is not None:
+        output_dir(out.parent, "--out")
     df = compare_runs(run_a, run_b, out=out, n_resamples=n_resamples, seed=seed,
                       no_finding=_no_finding_method(no_finding))
     table = Table(title=f"{df['a'].iloc[0]} vs {df['b'].iloc[0]}")
@@ -79,7 +84,7 @@ def compare_command(
         holm = "" if r["p_holm"] != r["p_holm"] else f"{r['p_holm']:.4f}"
         table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", f"{r['diff']:+.3f}", f"{r['p']:.4f}",
                       holm, r["test"])
-    Console().print(table)
+    plain_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
 from lungprior.experiment import load_experiment, run_experiment
 
 
@@ -27,7 +29,7 @@ def _print_results(console: Console, exp: Path) -> None:
         table.add_row(backbone, mask, *(f"{values.get(t, float('nan')):.3f}" for t in targets))
     # never truncate: a table wider than the terminal (or than 80 columns in a log file) wraps instead
     width = console.measure(table, options=console.options.update_width(400)).maximum
-    wide = Console(width=max(console.width, width), file=console.file)
+    wide = plain_console(width=max(console.width, width), file=console.file)
     wide.print(table)
 
 
@@ -37,8 +39,8 @@ def experiment_command(
 ) -> None:
     """Run a whole study: data, segmentation, every backbone x mask x seed, evaluation, comparisons, report."""
     cfg = load_experiment(config)
-    exp = out or Path("experiments") / cfg.name
-    console = Console()
+    exp = output_dir(out or Path("experiments") / cfg.name)
+    console = plain_console()
     start = time.perf_counter()
     result = run_experiment(cfg, exp, log=console.print)
     if result.report is None:  # not the lead process of a multi-process launch
@@ -55,7 +57,8 @@ def demo_command(
     demo = resources.files("lungprior.experiment").joinpath("demo.yaml")
     with resources.as_file(demo) as path:
         cfg = load_experiment(path)
-    console = Console()
+    output_dir(out)
+    console = plain_console()
     start = time.perf_counter()
     result = run_experiment(cfg, out, log=console.print)
     _print_results(console, out)

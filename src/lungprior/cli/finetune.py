@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from lungprior.console import plain_console
 
 
 def finetune_command(
@@ -42,7 +43,10 @@ def finetune_command(
     seed: Annotated[int, typer.Option(help="Random seed: same settings and seed, same result.")] = 0,
 ) -> None:
     """Fine-tune a box-prompted lung segmenter (one box per lung), keep the best epoch, compare with zero-shot."""
+    from lungprior.data.atomic import output_dir
     from lungprior.segment.finetune import FinetuneConfig, finetune
+
+    output_dir(out)
 
     cfg = FinetuneConfig(
         data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),
@@ -52,7 +56,7 @@ def finetune_command(
     result = finetune(cfg, progress=True)
     if result.partial:  # another process of a multi-device run; rank 0 prints the summary
         return
-    console = Console(highlight=False)
+    console = plain_console(highlight=False)
     if result.already_finished:
         console.print(f"already finished: {result.out} (not retrained)")
     table = Table(title=f"{cfg.backend} on the test split (HD95 in pixels)")

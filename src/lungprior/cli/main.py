@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from lungprior.data.atomic import os_error_message
 from lungprior.errors import LungpriorError
 
 app = typer.Typer(
@@ -43,8 +44,13 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 
+#: Command parameters that name where a command writes (named by a file-system error that names no file).
+_OUTPUT_OPTIONS = ("out", "gallery", "run")
+
+
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a `LungpriorError` raised by a command into one line on stderr and exit status 2."""
+    """Turn a `LungpriorError` or a file-system error (read-only, permission, full disk) raised by a command
+    into one line on stderr ("error: PATH: cause") and exit status 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -52,6 +58,10 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except LungpriorError as exc:
             typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # e.g. a full disk: the error may name no file, the command's output then
+            where = next((kwargs[k] for k in _OUTPUT_OPTIONS if kwargs.get(k) is not None), None)
+            typer.echo(f"error: {os_error_message(exc, where)}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
 from lungprior.errors import LungpriorError
 from lungprior.masks.gallery import write_mask_gallery
 from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_RADIUS_MM, MaskSpec
@@ -31,9 +32,10 @@ def masks_command(
     """Draw tight vs the chosen mask on films, with the masked film beside each."""
     if mode not in GALLERY_MODES:
         raise LungpriorError(f"--mode {mode!r}: choose from {', '.join(GALLERY_MODES)}")
+    output_dir(gallery.parent, "--gallery")
     spec = MaskSpec(mode=mode, radius_mm=radius_mm, radius_px=radius_px, hull=hull, alpha=alpha, fill=fill)
     result = write_mask_gallery(manifest, seg, spec, gallery, n=n)
-    console = Console(highlight=False, soft_wrap=True)
+    console = plain_console(highlight=False, soft_wrap=True)
     console.print(f"gallery: {result.path}  (films: {len(result.shown)}, mask: {spec.key()})")
     for image_id, reason in result.skipped:
         console.print(f"skipped {image_id}: {reason}")

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
 from lungprior.data.manifest import SPLITS
 from lungprior.data.nih import EXCLUSION_REASONS, curate_nih, write_curation
 
@@ -36,7 +36,7 @@ def nih_command(
         test_fraction=test_fraction, no_finding_ratio=no_finding_ratio, views=views, seed=seed, progress=True,
     )
     manifest_path, summary_path = write_curation(result, out)
-    console = Console()
+    console = plain_console()
     console.print(_counts_table(result.summary))
     excluded = ", ".join(f"{r.replace('_', ' ')} {result.summary['excluded'][r]}" for r in EXCLUSION_REASONS)
     console.print(f"excluded: {excluded}")

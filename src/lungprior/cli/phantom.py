@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
 from lungprior.data.phantom import PhantomConfig, generate_benchmark, parse_prevalence
 from lungprior.data.phantom.gallery import write_gallery
 from lungprior.data.phantom.generate import summarize
@@ -31,12 +32,15 @@ def phantom_command(
     gallery: Path = typer.Option(None, "--gallery", help="Also write a labelled grid of sample films here."),
 ) -> None:
     """Generate the synthetic benchmark: films, lung masks, lesion masks, NIH-format manifest."""
+    output_dir(out)
+    if gallery:
+        output_dir(gallery.parent, "--gallery")
     cfg = PhantomConfig(
         n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, prevalence=parse_prevalence(prevalence),
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,
     )
     manifest = generate_benchmark(cfg, out, workers=workers or None)
-    console = Console()
+    console = plain_console()
     summary = summarize(manifest)
     table = Table(title=f"{summary['images']} films, {summary['patients']} patients -> {out}")
     table.add_column("label")

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
 from lungprior.data.manifest import SPLITS
 from lungprior.data.segdata import build_segdata
 
@@ -30,12 +31,13 @@ def segdata_command(
     seed: Annotated[int, typer.Option(help="Seed for the random split by image.")] = 0,
 ) -> None:
     """Pair images with lung masks, check every pair, split by image and write a manifest."""
+    output_dir(out)
     result = build_segdata(
         images, masks, left_dir=masks_left, right_dir=masks_right, pairs_csv=pairs,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, out_dir=out, progress=True,
     )
     summary = result.summary
-    console = Console(highlight=False)
+    console = plain_console(highlight=False)
     console.print(f"pairs checked: {summary['pairs_checked']}")
     for split in SPLITS:
         console.print(f"{split}: {summary['counts'][split]}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lungprior.console import plain_console
+from lungprior.data.atomic import output_dir
+from lungprior.data.lock import folder_lock
 from lungprior.errors import LungpriorError
 from lungprior.segment.infer import ENGINES, merge_shards, segment_manifest
 from lungprior.segment.registry import list_backends
@@ -38,9 +40,11 @@ def segment_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Segment the lungs of every image in a manifest without prompts, with QC, resume and sharding."""
-    console = Console(highlight=False, soft_wrap=True)
+    console = plain_console(highlight=False, soft_wrap=True)
+    output_dir(out)
     if merge:
-        qc, errors = merge_shards(out)
+        with folder_lock(out, "segment"):
+            qc, errors = merge_shards(out)
         console.print(f"merged: {qc} and {errors}")
         return
     if manifest is None:

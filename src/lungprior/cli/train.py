@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lungprior.console import plain_console
 from lungprior.labels import FINDINGS
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def train_command(
     """Train a multi-label CNN on the five findings; writes weights, logs and efficiency.json to --out."""
     from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
     from lungprior.classify.run import rank
+    from lungprior.data.atomic import output_dir
 
     cfg = TrainConfig(
         manifest=str(manifest), out=str(out), mode=mode, masks=str(masks) if masks else None, radius_mm=radius_mm,
@@ -68,13 +69,14 @@ def train_command(
         pretrained=pretrained, devices=devices, accelerator=accelerator, strategy=strategy, num_nodes=num_nodes,
         precision=precision, workers=workers, seed=seed, limit_train=limit_train, cache=str(cache) if cache else None,
     )
+    output_dir(out)
     result = train(cfg)
     if rank() != 0:  # one summary per run, not one per process
         return
     state = "finished (resumed)" if result.resumed else "finished"
     state = "already finished" if result.already_finished else state
     typer.echo(f"run {state}: {result.run_dir}")
-    Console().print(summary_table(result))
+    plain_console().print(summary_table(result))
 
 
 def summary_table(result: TrainResult) -> Table:

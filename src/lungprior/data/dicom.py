@@ -16,6 +16,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_windowing, get_decoder
 
+from lungprior.data.limits import check_pixels
 from lungprior.errors import ImageReadError, one_line
 
 #: Only where the import name differs from the pip name; the others name their pip package already.
@@ -45,8 +46,11 @@ def read_dicom(path: str | os.PathLike[str], *, force: bool = False) -> DicomPix
             raise ImageReadError(path, "not a DICOM image (no 'DICM' marker and no pixel data)")
         raise ImageReadError(path, "DICOM file has no pixel data")
     _check_decoder(path, ds)
+    _check_size(path, ds)
     try:
         raw = ds.pixel_array
+    except MemoryError:
+        raise
     except Exception as exc:
         raise ImageReadError(path, _decode_failure(ds, exc)) from None
     photometric = str(ds.get("PhotometricInterpretation", "") or "") or None
@@ -71,6 +75,16 @@ def read_dicom(path: str | os.PathLike[str], *, force: bool = False) -> DicomPix
         pixel_spacing_mm=pixel_spacing(ds),
         photometric=photometric,
     )
+
+
+def _check_size(path: str | os.PathLike[str], ds: pydicom.Dataset) -> None:
+    """Rows x Columns (x frames) from the header against the pixel limit, before the pixel data is decoded."""
+    try:
+        rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return  # malformed header values: decoding reports them
+    check_pixels(path, cols, rows, frames)
 
 
 def pixel_spacing(ds: pydicom.Dataset) -> float | None:
@@ -163,9 +177,13 @@ def _grayscale(raw: np.ndarray, ds: pydicom.Dataset) -> np.ndarray:
         out = np.asarray(arr, dtype=np.float64)
         lo, hi = float(out.min()), float(out.max())
     out = np.asarray(out, dtype=np.float64)
+    if not out.flags.writeable:
+        out = out.copy()
     if hi <= lo:
-        return np.zeros(out.shape, dtype=np.float64)
-    return np.clip((out - lo) / (hi - lo), 0.0, 1.0)
+        return np.zeros(out.shape, dtype=np.float32)
+    out -= lo
+    out /= hi - lo
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def _apply_voi(arr: np.ndarray, ds: pydicom.Dataset) -> tuple[np.ndarray, float, float] | None:

@@ -2,12 +2,14 @@
 
 Grey-level images are scaled by the maximum of their bit depth (a 16-bit PNG by 65535), never min-max,
 except DICOM, which goes through its modality and VOI transforms (see `lungprior.data.dicom`).
-Every failure raises `ImageReadError(path, reason)`.
+Every failure raises `ImageReadError(path, reason)`, an image over the pixel limit included (checked from the
+header before decoding, see `lungprior.data.limits`). Pixels are converted in float32, in place where possible.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from PIL import Image
 
 from lungprior.data.atomic import atomic_path
 from lungprior.data.dicom import read_dicom
+from lungprior.data.limits import check_pixels, max_pixels, over_limit
 from lungprior.errors import ImageReadError, LungpriorError, one_line
 
 #: Recognised extensions; "" stands for extension-less DICOM files (checked by content).
@@ -45,16 +48,19 @@ class ImageMeta:
 def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, ImageMeta]:
     """Read an image as a float32 2-D array in [0, 1] (bone white) and its metadata."""
     fmt, head = _sniff(path)
-    if fmt == "dicom":
-        px = read_dicom(path, force=head[128:132] != b"DICM")
-        image, bits, spacing, photometric = px.image, px.bit_depth, px.pixel_spacing_mm, px.photometric
-    elif fmt == "tiff":
-        image, bits, photometric = _read_tiff(path)
-        spacing = None
-    else:
-        image, bits, photometric = _read_pil(path, fmt, head)
-        spacing = None
-    image = _finish(path, image)
+    try:
+        if fmt == "dicom":
+            px = read_dicom(path, force=head[128:132] != b"DICM")
+            image, bits, spacing, photometric = px.image, px.bit_depth, px.pixel_spacing_mm, px.photometric
+        elif fmt == "tiff":
+            image, bits, photometric = _read_tiff(path)
+            spacing = None
+        else:
+            image, bits, photometric = _read_pil(path, fmt, head)
+            spacing = None
+        image = _finish(path, image)
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode this image") from None
     meta = ImageMeta(
         path=str(path),
         format=fmt,
@@ -64,6 +70,27 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, ImageMeta]:
         photometric=photometric,
     )
     return image, meta
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image from its header alone (no pixel is decoded); `ImageReadError` on failure."""
+    fmt, _ = _sniff(path)
+    try:
+        if fmt == "dicom":
+            import pydicom
+
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            return int(ds.Rows), int(ds.Columns)
+        if fmt == "tiff":
+            with tifffile.TiffFile(path) as tif:
+                page = tif.series[0].keyframe
+                return int(page.imagelength), int(page.imagewidth)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return int(im.size[1]), int(im.size[0])
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot read the image size ({one_line(exc)})") from None
 
 
 def read_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -176,16 +203,23 @@ def _head(p: Path) -> bytes:
 
 def _read_pil(path: str | os.PathLike[str], fmt: str, head: bytes) -> tuple[np.ndarray, int, str]:
     """Decode a PNG/JPEG fully (checksums verified, truncation fails) to grey [0, 1]."""
+    limit = max_pixels()
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own guard then refuses 2x the limit before reading the header out
     try:
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            im.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked just below
+            with Image.open(path) as im:
+                check_pixels(path, *im.size)
+                im.verify()
+            with Image.open(path) as im:
+                im.load()
             mode = im.mode
             bits = _png_bit_depth(head) if fmt == "png" else int(getattr(im, "bits", 8) or 8)
             image = _pil_to_gray(im, bits)
-    except ImageReadError:
+    except (ImageReadError, MemoryError):
         raise
+    except Image.DecompressionBombError:
+        raise over_limit(path, f"over {2 * limit / 1e6:g} MP", limit) from None
     except Exception as exc:
         raise ImageReadError(path, f"corrupt or truncated {fmt.upper()} ({one_line(exc)})") from None
     if image is None:
@@ -196,18 +230,33 @@ def _read_pil(path: str | os.PathLike[str], fmt: str, head: bytes) -> tuple[np.n
 def _pil_to_gray(im: Image.Image, bits: int) -> np.ndarray | None:
     mode = im.mode
     if mode == "1":
-        return np.asarray(im, dtype=np.float64)
+        return np.asarray(im, dtype=np.float32)
     if mode == "L":
-        return np.asarray(im, dtype=np.float64) / 255.0
+        return _divide(np.asarray(im, dtype=np.float32), 255.0)
     if mode == "LA":
-        return np.asarray(im, dtype=np.float64)[..., 0] / 255.0
+        return _divide(np.asarray(im.getchannel(0), dtype=np.float32), 255.0)
     if mode in _SIXTEEN_BIT_MODES or mode == "I":
         top = float(2 ** min(max(bits, 1), 16) - 1) if mode == "I" else 65535.0
-        return np.asarray(im, dtype=np.float64) / top
+        return _divide(np.asarray(im, dtype=np.float32), top)
     if mode == "F":
         return None
     rgb = im.convert("RGBA" if mode in ("P", "PA") else "RGB")
-    return (np.asarray(rgb, dtype=np.float64)[..., :3] @ _LUMA) / 255.0
+    return _divide(_luma(np.asarray(rgb)), 255.0)
+
+
+def _divide(arr: np.ndarray, top: float) -> np.ndarray:
+    """`arr / top` in place (float32 division by the bit depth's maximum is exact to the float64 result)."""
+    arr /= np.float32(top)
+    return arr
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of the first three channels, accumulated channel by channel in float32 (no N x 3 float copy)."""
+    out = rgb[..., 0].astype(np.float32)
+    out *= np.float32(_LUMA[0])
+    for c in (1, 2):
+        out += rgb[..., c].astype(np.float32) * np.float32(_LUMA[c])
+    return out
 
 
 def _png_bit_depth(head: bytes) -> int:
@@ -223,12 +272,14 @@ def _read_tiff(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, str]:
         with tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise ImageReadError(path, "TIFF contains no image")
-            page = tif.series[0].keyframe
-            arr = tif.series[0].asarray()
+            series = tif.series[0]
+            page = series.keyframe
+            check_pixels(path, page.imagewidth, page.imagelength, _tiff_frames(series.shape, page.samplesperpixel))
+            arr = series.asarray()
             photometric = page.photometric.name
             bits = int(page.bitspersample)
             colormap = page.colormap
-    except ImageReadError:
+    except (ImageReadError, MemoryError):
         raise
     except Exception as exc:
         raise ImageReadError(path, f"corrupt or unreadable TIFF ({one_line(exc)})") from None
@@ -236,28 +287,38 @@ def _read_tiff(path: str | os.PathLike[str]) -> tuple[np.ndarray, int, str]:
         arr = np.moveaxis(np.asarray(colormap)[:, arr], 0, -1)
         bits = 16
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = arr[..., :3].astype(np.float64) @ _LUMA
+        arr = _luma(arr)
     elif arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
         arr = arr[..., 0]
     if arr.ndim != 2:
         raise ImageReadError(path, f"TIFF image has shape {arr.shape}, expected a 2-D grey or RGB image")
     image = _scale_array(arr, bits)
     if photometric == "MINISWHITE":
-        image = 1.0 - image
+        np.subtract(1.0, image, out=image)
     return image, bits, photometric
 
 
+def _tiff_frames(shape: tuple[int, ...], samples: int) -> int:
+    """Pages in a TIFF series of `shape` (samples per pixel as the last axis not counted)."""
+    dims = list(shape)
+    if samples > 1 and dims and dims[-1] == samples:
+        dims = dims[:-1]
+    return int(np.prod(dims[:-2])) if len(dims) > 2 else 1
+
+
 def _scale_array(arr: np.ndarray, bits: int) -> np.ndarray:
-    """Scale by the bit depth's maximum (integers), keep [0, 1] floats, min-max other floats."""
+    """Scale by the bit depth's maximum (integers), keep [0, 1] floats, min-max other floats (float32 out)."""
     if arr.dtype == bool:
-        return arr.astype(np.float64)
+        return arr.astype(np.float32)
     if np.issubdtype(arr.dtype, np.unsignedinteger):
         top = float(2 ** min(max(bits, 1), 32) - 1)
-        return arr.astype(np.float64) / top
+        if arr.dtype.itemsize <= 2:
+            return _divide(arr.astype(np.float32), top)
+        return (arr / top).astype(np.float32)
     if np.issubdtype(arr.dtype, np.signedinteger):
         info = np.iinfo(arr.dtype)
-        return (arr.astype(np.float64) - info.min) / (float(info.max) - info.min)
-    arr = arr.astype(np.float64)
+        return ((arr.astype(np.float64) - info.min) / (float(info.max) - info.min)).astype(np.float32)
+    arr = arr.astype(np.float32, copy=False)
     lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
     if lo >= 0.0 and hi <= 1.0:
         return arr
@@ -271,7 +332,10 @@ def _finish(path: str | os.PathLike[str], image: np.ndarray) -> np.ndarray:
         raise ImageReadError(path, "image has no pixels")
     if not np.all(np.isfinite(image)):
         raise ImageReadError(path, "image contains NaN or infinite values")
-    return np.ascontiguousarray(np.clip(image, 0.0, 1.0), dtype=np.float32)
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if not image.flags.writeable:
+        image = image.copy()
+    return np.clip(image, 0.0, 1.0, out=image)
 
 
 def _save_png(path: str | os.PathLike[str], arr: np.ndarray) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lungprior.data.atomic import atomic_open
-from lungprior.errors import ManifestError
+from lungprior.errors import ManifestError, shown
 from lungprior.labels import FINDINGS, LABELS
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -69,7 +69,7 @@ def read_manifest(path: str | os.PathLike[str], *, labels: bool = True) -> pd.Da
             if bad.any():
                 row = df.loc[bad, "image_id"].iloc[0]
                 raise ManifestError(
-                    f"{path}: label column {col!r} must be 0 or 1, got {df.loc[bad, col].iloc[0]!r} for {row}"
+                    f"{path}: label column {col!r} must be 0 or 1, got {shown(df.loc[bad, col].iloc[0])} for {row}"
                 )
             df[col] = values.astype(np.int64)
     df["pixel_spacing_mm"] = pd.to_numeric(df["pixel_spacing_mm"], errors="coerce")

@@ -12,6 +12,9 @@ Paths: with `images_dir`, the absolute path from one index of the folder tree (f
 wanted files not found are excluded and named in the summary. Without it, `images/<Image Index>` relative to
 the manifest's folder: put or link the images there.
 Each excluded image is counted once, under the first reason that applies, in the order of `EXCLUSION_REASONS`.
+Pixel spacing: the table gives the original film's size and spacing; the manifest's spacing is that of the
+stored image, read from each file's header with `images_dir` (a 64- or 512-px copy gets its own spacing),
+else that of the released 1024-px PNGs.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ import pandas as pd
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from lungprior.data.atomic import write_json
+from lungprior.data.io import image_size
 from lungprior.data.manifest import SPLITS, derive_no_finding, write_manifest
 from lungprior.data.splits import check_patient_disjoint, patient_split, seeded_order
-from lungprior.errors import LungpriorError, ManifestError
+from lungprior.errors import ImageReadError, LungpriorError, ManifestError
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("Image Index", "Finding Labels", "Patient ID", "View Position")
@@ -177,6 +181,9 @@ def curate_nih(
         _exclude(reason, dropped, "no_finding_subsampled")
 
     kept = reason == ""
+    if images_dir is not None and kept.any():
+        rows.loc[kept, "spacing"], extra["image_size_unreadable"] = _stored_spacing(table[kept], paths[kept])
+    extra["spacing_of"] = "stored image size (file headers)" if images_dir is not None else "1024-px release"
     if not kept.any():
         counts = {r: int((reason == r).sum()) for r in EXCLUSION_REASONS if (reason == r).any()}
         raise LungpriorError(f"{source or 'label table'}: no images left after curation (excluded: {counts})")
@@ -253,12 +260,13 @@ def _parse_rows(table: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def png_spacing(table: pd.DataFrame, spacing_x: pd.Series) -> pd.Series:
-    """Pixel spacing of the released 1024 x 1024 PNG, in mm (mean of its x and y spacing).
+def png_spacing(table: pd.DataFrame, spacing_x: pd.Series, stored: pd.DataFrame | None = None) -> pd.Series:
+    """Pixel spacing of the stored image, in mm (mean of its x and y spacing).
 
     The table's `OriginalImagePixelSpacing` is that of the original image (e.g. 2500 x 2048 px at 0.143 mm);
-    the PNG spacing is original spacing x original size / 1024. Without the size columns the original
-    spacing is kept.
+    an image stored at w x h pixels has spacing original spacing x original size / stored size, per axis.
+    `stored` (columns `width`, `height`, NaN where unknown) defaults to the released 1024 x 1024 PNGs.
+    Without the size columns the original spacing is kept.
     """
     width = pd.to_numeric(table.get("OriginalImage[Width"), errors="coerce")
     height = pd.to_numeric(table.get("Height]"), errors="coerce")
@@ -266,8 +274,25 @@ def png_spacing(table: pd.DataFrame, spacing_x: pd.Series) -> pd.Series:
     if width is None or height is None:
         return spacing_x
     spacing_y = spacing_x if spacing_y is None else spacing_y.fillna(spacing_x)
-    scaled = (spacing_x * width + spacing_y * height) / (2 * NIH_PNG_SIZE)
+    stored_w = stored_h = pd.Series(float(NIH_PNG_SIZE), index=table.index)
+    if stored is not None:
+        stored_w = stored["width"].reindex(table.index).fillna(NIH_PNG_SIZE)
+        stored_h = stored["height"].reindex(table.index).fillna(NIH_PNG_SIZE)
+    scaled = (spacing_x * width / stored_w + spacing_y * height / stored_h) / 2
     return scaled.where(width.notna() & height.notna(), spacing_x)
+
+
+def _stored_spacing(table: pd.DataFrame, paths: pd.Series) -> tuple[pd.Series, list[str]]:
+    """Spacing of each stored image (size from its header) and the ids whose size could not be read."""
+    sizes = pd.DataFrame(float("nan"), index=table.index, columns=["width", "height"])
+    unreadable: list[str] = []
+    for idx, path in paths.items():
+        try:
+            sizes.loc[idx, "height"], sizes.loc[idx, "width"] = image_size(path)
+        except ImageReadError:
+            unreadable.append(str(table.at[idx, "Image Index"]))  # spacing of the 1024-px release assumed
+    text = table[SPACING_COLUMN] if SPACING_COLUMN in table.columns else pd.Series("", index=table.index)
+    return png_spacing(table, pd.to_numeric(text, errors="coerce"), sizes), unreadable
 
 
 def _official_splits(

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 from rich.progress import track
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import write_json
 from lungprior.data.io import list_image_files, read_image, read_mask_raw, write_mask
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
@@ -77,7 +77,7 @@ def build_segdata(
     warnings: list[dict[str, str]] = []
     bar = track(
         pairs, description="checking image–mask pairs", disable=not progress, transient=True,
-        console=Console(stderr=True),
+        console=plain_console(stderr=True),
     )
     for pair in bar:
         row, problem, notes = validate_pair(pair, out)

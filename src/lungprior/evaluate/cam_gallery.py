@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from lungprior.data.atomic import atomic_path
 from lungprior.evaluate.cam import CamExample
+from lungprior.plotting import plt
 
 
 def write_cam_gallery(examples: list[CamExample], out_png: str | os.PathLike[str], title: str = "",

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from lungprior.classify.predict import predict
-from lungprior.classify.run import EFFICIENCY
+from lungprior.classify.run import EFFICIENCY, excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.compare import compare_predictions
@@ -67,6 +67,18 @@ def load_predictions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"image_id": str, "patient_id": str})
 
 
+def paired_predictions(
+    run_a: str | os.PathLike[str], run_b: str | os.PathLike[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both runs' test predictions on their common films: a film that either run left out for want of a usable
+    lung mask (its `excluded.csv`) is dropped from both, so a masked run pairs with an unmasked one."""
+    a, b = load_predictions(run_a), load_predictions(run_b)
+    skip = excluded_ids(run_a) | excluded_ids(run_b)
+    if not skip:
+        return a, b
+    return (a[~a["image_id"].isin(skip)].reset_index(drop=True), b[~b["image_id"].isin(skip)].reset_index(drop=True))
+
+
 def compare_runs(
     run_a: str | os.PathLike[str], run_b: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
     n_resamples: int = 1000, seed: int = 0, no_finding: str = "max",
@@ -75,7 +87,7 @@ def compare_runs(
     names = (Path(run_a).name, Path(run_b).name)
     if names[0] == names[1]:
         names = (str(run_a), str(run_b))
-    table = compare_predictions(load_predictions(run_a), load_predictions(run_b), names=names,
+    table = compare_predictions(*paired_predictions(run_a, run_b), names=names,
                                 n_resamples=n_resamples, seed=seed, no_finding=no_finding)
     if out is not None:
         base = Path(out)

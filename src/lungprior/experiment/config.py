@@ -1,20 +1,51 @@
 """The experiment file: one YAML describing a whole study, validated with clear errors.
 
 Unknown keys and bad values are refused with the offending key's path, e.g.
-`experiment.yaml: training.epochs: Input should be greater than or equal to 1`.
+`experiment.yaml: training.epochs: Input should be greater than or equal to 1`. Duplicate keys and an empty
+file are errors; names that become folder names (`name`, `training.backbones`) must be safe slugs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lungprior.errors import LungpriorError, one_line
 from lungprior.masks import MaskSpec
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+def _slug(value: str) -> str:
+    """A name safe as one folder name: letters, digits, '.', '_', '-', not starting with '.' (no '/', no '..')."""
+    if not _SLUG.fullmatch(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a safe name: use letters, digits, '.', '_' and '-' (no '/' or '..')")
+    return value
+
+
+def _backbone(value: str) -> str:
+    _slug(value)
+    import timm  # only when a file names backbones
+
+    if not timm.is_model(value):
+        raise ValueError(f"unknown backbone {value!r} (see timm.list_models())")
+    return value
+
+
+def _devices(value: str) -> str:
+    text = str(value).strip().lower()
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise ValueError(f"must be a positive number or 'auto', got {value!r}")
+    return text
+
+
+SafeName = Annotated[str, AfterValidator(_slug)]
+BackboneName = Annotated[str, AfterValidator(_backbone)]
 
 
 class _Strict(BaseModel):
@@ -97,7 +128,7 @@ class MaskSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    backbones: list[str] = Field(default_factory=lambda: ["resnet50"], min_length=1)
+    backbones: list[BackboneName] = Field(default_factory=lambda: ["resnet50"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     image_size: int = Field(224, ge=16)
     epochs: int = Field(20, ge=1)
@@ -106,7 +137,7 @@ class TrainingSettings(_Strict):
     weight_decay: float = Field(1e-4, ge=0.0)
     patience: int = Field(5, ge=1)
     pretrained: str = "none"
-    devices: str = "auto"
+    devices: Annotated[str, AfterValidator(_devices)] = "auto"
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     strategy: Literal["auto", "ddp"] = "auto"
     num_nodes: int = Field(1, ge=1)
@@ -123,7 +154,7 @@ class EvaluationSettings(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    name: str = "experiment"
+    name: SafeName = "experiment"
     dataset: DatasetSettings = DatasetSettings()
     segmentation: SegmentationSettings = SegmentationSettings()
     masks: list[MaskSettings] = Field(
@@ -150,9 +181,11 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
     if not p.is_file():
         raise LungpriorError(f"{p}: experiment file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise LungpriorError(f"{p}: not valid YAML ({one_line(exc, 160)})") from None
+    if data is None:
+        raise LungpriorError(f"{p}: the file is empty; write the study's settings (see configs/)")
     if not isinstance(data, dict):
         raise LungpriorError(f"{p}: the top level must be a mapping of settings")
     try:
@@ -162,3 +195,18 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
         where = ".".join(str(x) for x in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise LungpriorError(f"{p}: {where}: {first['msg']}{more}") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (instead of keeping the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

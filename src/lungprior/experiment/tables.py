@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
-from lungprior.evaluate.run_eval import METRICS, load_predictions
+from lungprior.evaluate.run_eval import METRICS, paired_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
@@ -54,7 +54,7 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DegenerateDataWarning)
-            t = compare_predictions(load_predictions(run["run_dir"]), load_predictions(ref["run_dir"]),
+            t = compare_predictions(*paired_predictions(run["run_dir"], ref["run_dir"]),
                                     names=(run["mask"], "original"), n_resamples=n_resamples, seed=run["seed"],
                                     no_finding=no_finding)
         t.insert(0, "seed", run["seed"])

@@ -6,10 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -19,6 +15,7 @@ from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
 from lungprior.masks.ops import tight_mask
 from lungprior.masks.spec import MaskSpec, apply_prior, prior_weight
+from lungprior.plotting import plt
 from lungprior.segment.infer.paths import MASKS_DIR, mask_path_for
 
 TIGHT_COLOR = "#34c759"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, NoUsableMaskError
 from lungprior.masks.ops import convex_hull_per_lung, dilate, tight_mask
 
 MODES: tuple[str, ...] = ("original", "tight", "loose", "soft")
@@ -78,7 +78,7 @@ def prior_weight(lungs: np.ndarray, spec: MaskSpec, spacing_mm: float | None = N
         return np.ones(np.shape(lungs), dtype=np.float32)
     tight = tight_mask(lungs)
     if not tight.any():
-        raise LungpriorError("empty lung mask: nothing to keep")
+        raise NoUsableMaskError("empty lung mask: nothing to keep")
     if spec.mode == "tight":
         return tight.astype(np.float32)
     if spec.mode == "loose":

@@ -5,10 +5,6 @@ from __future__ import annotations
 import base64
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -16,6 +12,7 @@ from sklearn.metrics import roc_curve
 
 from lungprior.evaluate.stats import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.plotting import plt
 
 MODE_ORDER = {"tight": 0, "loose": 1, "soft": 2, "original": 3}
 

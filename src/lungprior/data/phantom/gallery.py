@@ -5,16 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from lungprior.data.atomic import atomic_path
 from lungprior.labels import FINDINGS
+from lungprior.plotting import plt
 
 FINDING_COLORS = {"Mass": "#ff3b30", "Nodule": "#ffcc00", "Pneumonia": "#ff9500", "Edema": "#af52de",
                   "Fibrosis": "#00c7be"}

@@ -21,7 +21,8 @@ import pandas as pd
 from PIL import Image
 from rich.progress import Progress
 
-from lungprior.data.atomic import atomic_path, write_json
+from lungprior.data.atomic import atomic_path, remove_stale_temps, write_json
+from lungprior.data.lock import folder_lock
 from lungprior.data.manifest import SPLITS, write_manifest
 from lungprior.data.phantom.config import PhantomConfig
 from lungprior.data.phantom.plan import FilmPlan, plan_benchmark
@@ -35,9 +36,21 @@ SUBDIRS = ("images", "masks", "lesions")
 def generate_benchmark(
     cfg: PhantomConfig, out_dir: str | os.PathLike[str], *, workers: int | None = None, progress: bool = True
 ) -> pd.DataFrame:
-    """Generate (or finish generating) the benchmark described by `cfg` in `out_dir`; returns the manifest."""
+    """Generate (or finish generating) the benchmark described by `cfg` in `out_dir`; returns the manifest.
+
+    The folder is locked while generating (a second live generation into it is refused); temporary files
+    left by a killed generation are removed first.
+    """
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "phantom"):
+        return _generate(cfg, out, workers, progress)
+
+
+def _generate(cfg: PhantomConfig, out: Path, workers: int | None, progress: bool) -> pd.DataFrame:
     _claim_folder(out, cfg)
+    for folder in (out, *(out / sub for sub in SUBDIRS)):
+        remove_stale_temps(folder)
     plans = plan_benchmark(cfg)
     todo = [p for p in plans if not all((out / d / f"{p.image_id}.png").is_file() for d in SUBDIRS)]
     workers = workers or min(len(todo), os.cpu_count() or 1, 8) or 1
@@ -113,7 +126,7 @@ def _claim_folder(out: Path, cfg: PhantomConfig) -> None:
             existing = None
         if existing != wanted:
             raise LungpriorError(f"{out}: holds a benchmark generated with other settings; choose a new --out folder")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):  # hidden: the lock
         raise LungpriorError(f"{out}: folder is not empty and holds no benchmark; choose a new --out folder")
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)

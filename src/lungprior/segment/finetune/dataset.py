@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.progress import track
 from torch.utils.data import Dataset, Sampler
 
+from lungprior.console import plain_console
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
@@ -117,7 +117,7 @@ def check_pairs(
     ok: list[Pair] = []
     errors: list[dict[str, str]] = []
     label = "caching image embeddings" if cache is not None else "checking image–mask pairs"
-    bar = track(pairs, description=label, disable=not progress, transient=True, console=Console(stderr=True))
+    bar = track(pairs, description=label, disable=not progress, transient=True, console=plain_console(stderr=True))
     for pair in bar:
         try:
             image, _ = read_pair(pair)

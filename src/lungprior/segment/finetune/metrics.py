@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
-from rich.console import Console
 from rich.progress import track
 
+from lungprior.console import plain_console
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
@@ -101,7 +101,9 @@ def evaluate_segmentation(
     errors: list[dict[str, str]] = []
     was_training = backend.model.training
     backend.model.eval()
-    bar = track(pairs, description="evaluating", disable=not progress, transient=True, console=Console(stderr=True))
+    bar = track(
+        pairs, description="evaluating", disable=not progress, transient=True, console=plain_console(stderr=True)
+    )
     try:
         for pair in bar:
             try:

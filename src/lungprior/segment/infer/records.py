@@ -78,6 +78,13 @@ class CsvLog:
             self._fh.flush()
 
     def append(self, row: dict[str, object]) -> None:
+        """Append and flush one row; refused if the file was replaced or removed since it was opened."""
+        try:
+            replaced = os.stat(self.path).st_ino != os.fstat(self._fh.fileno()).st_ino
+        except FileNotFoundError:
+            replaced = True
+        if replaced:
+            raise LungpriorError(f"{self.path}: replaced by another process during this run; rerun to resume")
         self._writer.writerow([_cell(row.get(c)) for c in self.columns])
         self._fh.flush()
 

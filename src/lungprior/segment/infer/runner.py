@@ -16,6 +16,7 @@ import torch
 
 from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask
+from lungprior.data.lock import folder_lock
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.segment.base import SegBackend
@@ -222,6 +223,7 @@ def segment_manifest(
     Writes `masks/<mask name>.png` (0/255, the image's size), `qc.csv` and `errors.csv` (per shard:
     `qc.shard-i.csv`, `errors.shard-i.csv`, merged when the last shard finishes). A rerun skips finished
     images. `prompt`: "auto" (the cascade), "whole" (one whole-image box) or a CSV of boxes per image id.
+    The folder (or the shard) is locked for the run: a second live run into it is refused with one line.
     `embedding_cache`: a folder of float16 encoder embeddings (e.g. a frozen-encoder fine-tuning run's `cache/`)
     to reuse instead of encoding again; it is only read, and every embedding is rounded the same way.
     """
@@ -236,6 +238,21 @@ def segment_manifest(
     shard_t = resolve_shard(shard)
     _check_mask_names(df)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "segment", None if shard_t is None else shard_t[0]):
+        return _segment_locked(df, manifest, out, shard_t, mode, boxes, start, backend=backend, weights=weights,
+                               prompt=prompt, batch_size=batch_size, device=device, progress=progress,
+                               engine=engine, config=config, cache_dir=cache_dir, embedding_cache=embedding_cache)
+
+
+def _segment_locked(
+    df: pd.DataFrame, manifest: str | os.PathLike[str], out: Path, shard_t: tuple[int, int] | None, mode: str,
+    boxes: dict[str, np.ndarray] | None, start: float, *, backend: str, weights: str | os.PathLike[str] | None,
+    prompt: str | os.PathLike[str], batch_size: int, device: str, progress: bool, engine: str,
+    config: AutoPromptConfig, cache_dir: str | os.PathLike[str] | None,
+    embedding_cache: str | os.PathLike[str] | None,
+) -> SegmentResult:
+    """`segment_manifest` once this process holds the folder's (or its shard's) lock."""
     masks_dir = out / MASKS_DIR
     masks_dir.mkdir(parents=True, exist_ok=True)
     check_settings(out, run_settings(backend, weights, mode, prompt, config,

@@ -1,0 +1,43 @@
+"""The pixel limit every image reader checks from the header, before decoding (decompression-bomb guard)."""
+
+from __future__ import annotations
+
+import os
+
+from lungprior.errors import ImageReadError, LungpriorError
+
+#: Default limit: 50 megapixels, well above the largest chest film (about 4300 x 4300 = 18.5 MP).
+DEFAULT_MAX_PIXELS = 50_000_000
+#: Environment variable that sets another limit (a number of pixels, e.g. 80000000 or 8e7).
+MAX_PIXELS_ENV = "LUNGPRIOR_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) a reader decodes: `$LUNGPRIOR_MAX_PIXELS`, else 50 MP."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise LungpriorError(f"{MAX_PIXELS_ENV}={raw!r}: must be a positive number of pixels, e.g. 50000000")
+    return value
+
+
+def check_pixels(path: str | os.PathLike[str], width: int, height: int, frames: int = 1) -> None:
+    """Raise `ImageReadError` when the header's size is over the limit, before any pixel is decoded."""
+    limit = max_pixels()
+    total = int(width) * int(height) * max(int(frames), 1)
+    if total > limit:
+        size = f"{int(width)}x{int(height)}" + (f"x{int(frames)}" if frames > 1 else "")
+        raise over_limit(path, f"{size} pixels ({total / 1e6:.1f} MP)", limit)
+
+
+def over_limit(path: str | os.PathLike[str], size: str, limit: int) -> ImageReadError:
+    """The one-line error for an image of `size` (e.g. "30000x30000 pixels") over `limit` pixels."""
+    return ImageReadError(
+        path, f"image is {size}, over the {limit / 1e6:g} MP limit "
+        f"(a decompression bomb or a very large film; set {MAX_PIXELS_ENV} to raise the limit)",
+    )
