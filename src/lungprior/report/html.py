@@ -15,6 +15,7 @@ from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
 from lungprior.experiment.config import ExperimentConfig
+from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
 from lungprior.report.findings import findings_sentences, p_column
@@ -77,9 +78,8 @@ def _segmentation_section(cfg: ExperimentConfig, manifest: Path, seg: dict | Non
         if col:
             parts.append(_img(figures.histogram(qdf[col].to_numpy(dtype=float), "QC: lung area fraction", col),
                               "QC histogram"))
-        flag = next((c for c in qdf.columns if c == "flag"), None)
-        if flag:
-            parts.append(f"<p>Flagged masks: {int(qdf[flag].fillna('').astype(str).ne('').sum())} of {len(qdf)}</p>")
+        if "flag" in qdf.columns:
+            parts.append(f"<p>Flagged masks (QC flag not ok): {flagged_count(qdf)} of {len(qdf)}</p>")
     parts.append(_overlay(cfg, manifest, Path(seg["masks_dir"])))
     return "".join(parts)
 
