@@ -61,5 +61,5 @@ def test_several_seeds_report_ranges(tmp_path: Path) -> None:
 
 
 def test_missing_tables_raise(tmp_path: Path) -> None:
-    with pytest.raises(LungpriorError, match="no results.csv or comparisons.csv"):
+    with pytest.raises(LungpriorError, match=r"no results\.csv or comparisons\.csv"):
         headline_lines(tmp_path)
