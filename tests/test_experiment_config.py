@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("dataset: {kind: manifest}\nsegmentation: {source: ground_truth}\n", "needs 'manifest: PATH'"),
         ("segmentation: {backend: medsam}\n", "needs 'checkpoint"),
         ("masks:\n  - {mode: tight}\n  - {mode: tight}\n", "duplicate mask settings"),
+        ("segmentation: {check_films: 8}\n", "check_films is for source 'ground_truth'"),
         ("[1, 2]\n", "top level must be a mapping"),
         ("a: [\n", "not valid YAML"),
     ],
@@ -41,7 +42,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["configs/nih_paper.yaml", "configs/looseness_sweep.yaml",
-                                  "src/lungprior/experiment/demo.yaml"])
+                                  "src/lungprior/experiment/demo.yaml", "src/lungprior/experiment/demo_full.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     cfg = load_experiment(ROOT / name)
     assert cfg.masks and cfg.training.backbones

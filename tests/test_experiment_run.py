@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -81,6 +82,18 @@ def test_tables(experiment: dict) -> None:
     assert len(eff) == 3 and (eff["seconds_per_epoch"] > 0).all()
     metrics = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "metrics.json").read_text())
     assert metrics["attention"]["attention_in_lung"] is not None
+
+
+def test_report_opens_with_the_headline(experiment: dict) -> None:
+    from lungprior.report.headline import headline_lines
+
+    exp = experiment["exp"]
+    page = (exp / "report.html").read_text()
+    lines = headline_lines(exp, exp / "report.html")
+    assert lines[0].startswith("Compared: resnet18") and lines[1].startswith("Result: ")
+    first = page.index("<h2>")  # before the first section
+    for line in lines:
+        assert 0 < page.index(html.escape(line)) < first
 
 
 def _chromium() -> str | None:

@@ -104,9 +104,13 @@ class SegmentationSettings(_Strict):
     finetune: FinetuneSettings | None = None
     prompt: str = "auto"
     batch_size: int = Field(4, ge=1)
+    # source ground_truth: also segment this many test films with the model and report Dice against the truth
+    check_films: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _needs(self) -> SegmentationSettings:
+        if self.check_films and self.source != "ground_truth":
+            raise ValueError("check_films is for source 'ground_truth' (a model source segments every film)")
         if self.source == "masks_dir" and not self.masks_dir:
             raise ValueError("source 'masks_dir' needs 'masks_dir: PATH'")
         if self.backend == "medsam" and self.source == "model" and not self.checkpoint:

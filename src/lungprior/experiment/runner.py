@@ -10,6 +10,7 @@ training run (see `ranks`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,27 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
                      lambda folder: {"manifest": manifest})
 
 
+def _check(cfg: ExperimentConfig, manifest: Path, folder: Path) -> dict[str, Any]:
+    """Segment the first `check_films` test films with the model (prompt-free) and score them against the truth."""
+    seg = cfg.segmentation
+    if not seg.check_films:
+        return {}
+    from lungprior.data.manifest import read_manifest, resolve, write_manifest
+    from lungprior.experiment.segquality import segmentation_quality
+    from lungprior.segment.infer.runner import segment_manifest
+
+    df = read_manifest(manifest)
+    test = df[df["split"] == "test"].head(seg.check_films).copy()
+    test["path"] = [str(resolve(df, p)) for p in test["path"]]
+    sample = folder / "check_manifest.csv"
+    write_manifest(test, sample)
+    result = segment_manifest(sample, folder / "seg", backend=seg.backend, weights=seg.checkpoint, prompt=seg.prompt,
+                              batch_size=seg.batch_size, progress=True)
+    quality = segmentation_quality(sample, result.masks_dir, manifest.parent / "masks")
+    return {"check": {"films": len(test), "masks_dir": str(result.masks_dir)}, "qc": str(result.qc_path),
+            "failed": result.failed, "quality": quality}
+
+
 def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> StageOutcome:
     """Lung masks for every image: ground truth, a given folder, or (fine-tuned) LiteMedSAM/MedSAM."""
     seg = cfg.segmentation
@@ -85,7 +107,7 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     key = content_hash("segmentation", data.hash, seg.model_dump(), file_fingerprint(seg.checkpoint))
     if seg.source == "ground_truth":
         return run_stage("segmentation", exp / "segmentation", key,
-                         lambda folder: {"masks_dir": str(manifest.parent / "masks")})
+                         lambda folder: {"masks_dir": str(manifest.parent / "masks"), **_check(cfg, manifest, folder)})
     if seg.source == "masks_dir":
         return run_stage("segmentation", exp / "segmentation", key,
                          lambda folder: {"masks_dir": str(Path(seg.masks_dir or "").resolve())})
@@ -164,6 +186,11 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     return run_stage("run", folder, key, work)
 
 
+def _took(outcome: StageOutcome, verb: str) -> str:
+    """'generated in 12 s' for a stage this call ran, 'unchanged, skipped' for one it found done."""
+    return f"{verb} in {outcome.record.get('seconds', 0):.0f} s" if outcome.ran else "unchanged, skipped"
+
+
 def _silent(message: str) -> None:
     """The log of processes other than the lead."""
 
@@ -183,12 +210,12 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
     stages: list[str] = []
     data = data_stage(cfg, exp)
     stages += ["data"] if data.ran else []
-    log(f"data: {data.record['manifest']} ({'generated' if data.ran else 'unchanged, skipped'})")
+    log(f"data: {data.record['manifest']} ({_took(data, 'generated')})")
     needs_masks = any(m.spec().needs_mask for m in cfg.masks)
     seg = segmentation_stage(cfg, exp, data) if needs_masks else None
     if seg is not None:
         stages += ["segmentation"] if seg.ran else []
-        log(f"segmentation: {seg.record.get('masks_dir')} ({'ran' if seg.ran else 'unchanged, skipped'})")
+        log(f"segmentation: {seg.record.get('masks_dir')} ({_took(seg, 'ran')})")
     runs = []
     for backbone in cfg.training.backbones:
         for seed in cfg.training.seeds:
@@ -196,12 +223,14 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
                 name = run_name(backbone, mask, seed)
                 outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed, lead=lead)
                 stages += [name] if outcome.ran else []
-                log(f"run {name}: {'trained and evaluated' if outcome.ran else 'unchanged, skipped'}")
+                log(f"run {name}: {_took(outcome, 'trained and evaluated')}")
                 runs.append(outcome.record)
     result = ExperimentResult(exp, Path(data.record["manifest"]),
                               Path(seg.record["masks_dir"]) if seg is not None else None, runs, stages)
     if not lead:  # tables and report are the lead's
         return result
+    start = time.perf_counter()
     result.tables = write_tables(cfg, exp, runs, seg.record if seg is not None else None)
     result.report = write_report(cfg, exp, runs, data.record, seg.record if seg is not None else None)
+    log(f"tables and report: {result.report} (in {time.perf_counter() - start:.0f} s)")
     return result

@@ -20,6 +20,13 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
+def flagged_count(qc: pd.DataFrame) -> int:
+    """Masks the QC flagged: every row whose `flag` is not `ok` (`empty`, `implausible`, or missing)."""
+    if "flag" not in qc.columns:
+        return 0
+    return int(qc["flag"].fillna("").astype(str).str.strip().ne("ok").sum())
+
+
 def segmentation_quality(
     manifest: str | os.PathLike[str], pred_dir: str | os.PathLike[str], gt_dir: str | os.PathLike[str]
 ) -> dict:

@@ -15,9 +15,11 @@ from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
 from lungprior.experiment.config import ExperimentConfig
+from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
 from lungprior.report.findings import findings_sentences, p_column
+from lungprior.report.headline import headline_html
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -25,6 +27,7 @@ h1{font-size:1.6em} h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid
 table{border-collapse:collapse;font-size:0.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} .sig{color:#c0392b;font-weight:bold}
 img{max-width:100%} .note{color:#666;font-size:0.85em}
+.headline{background:#f6f8fa;border-left:4px solid #2c7be5;padding:4px 12px}
 """
 
 
@@ -60,7 +63,9 @@ def _segmentation_section(cfg: ExperimentConfig, manifest: Path, seg: dict | Non
         return ""
     parts = ["<h2>Segmentation</h2>", f"<p>Source: {html.escape(cfg.segmentation.source)}"
              + (f", backend {html.escape(cfg.segmentation.backend)}, prompts {html.escape(cfg.segmentation.prompt)}"
-                if cfg.segmentation.source == "model" else "") + "</p>"]
+                if cfg.segmentation.source == "model" else "")
+             + (f"; the classifiers use the ground-truth lungs, and {html.escape(cfg.segmentation.backend)} segmented "
+                f"{seg['check']['films']} test films prompt-free as a check" if seg.get("check") else "") + "</p>"]
     if seg.get("finetune"):
         ft = seg["finetune"]
         rows = [{"weights": k, **{m: v for m, v in d.items()}} for k, d in (ft.get("test") or {}).items()]
@@ -77,9 +82,8 @@ def _segmentation_section(cfg: ExperimentConfig, manifest: Path, seg: dict | Non
         if col:
             parts.append(_img(figures.histogram(qdf[col].to_numpy(dtype=float), "QC: lung area fraction", col),
                               "QC histogram"))
-        flag = next((c for c in qdf.columns if c == "flag"), None)
-        if flag:
-            parts.append(f"<p>Flagged masks: {int(qdf[flag].fillna('').astype(str).ne('').sum())} of {len(qdf)}</p>")
+        if "flag" in qdf.columns:
+            parts.append(f"<p>Flagged masks (QC flag not ok): {flagged_count(qdf)} of {len(qdf)}</p>")
     parts.append(_overlay(cfg, manifest, Path(seg["masks_dir"])))
     return "".join(parts)
 
@@ -133,7 +137,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     comparisons = pd.read_csv(exp / "comparisons.csv")
     efficiency = pd.read_csv(exp / "efficiency.csv")
     manifest = Path(data["manifest"])
-    sections = [f"<h1>lungprior report: {html.escape(cfg.name)}</h1>",
+    sections = [f"<h1>lungprior report: {html.escape(cfg.name)}</h1>", headline_html(exp, exp / "report.html"),
                 f'<p class="note">lungprior {__version__}; {len(runs)} runs; backbones '
                 f'{", ".join(cfg.training.backbones)}; seeds {cfg.training.seeds}</p>']
     sections.append("<h2>Findings</h2><ul>" + "".join(

@@ -1,0 +1,122 @@
+"""The experiment in three lines: what was compared, what came out (with CI and p), where the report is.
+
+Read from the experiment folder's `experiment.json`, `results.csv` and `comparisons.csv`; the CLI prints the lines
+at the end of a study and the report opens with them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lungprior.errors import LungpriorError
+from lungprior.evaluate.stats import holm_adjust
+
+MACRO = "macro AUROC"
+
+
+def _config(exp: Path) -> dict:
+    try:
+        return json.loads((exp / "experiment.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _test_size(exp: Path) -> str:
+    """'88 test films, 41 patients' from the first run's predictions ('' when unknown)."""
+    for marker in sorted((exp / "runs").glob("*/stage.json")):
+        try:
+            preds = pd.read_csv(Path(json.loads(marker.read_text())["run_dir"]) / "predictions.csv")
+        except (OSError, KeyError, ValueError):
+            continue
+        return f"{len(preds)} test films, {preds['patient_id'].nunique()} patients"
+    return ""
+
+
+def _compared(exp: Path, results: pd.DataFrame) -> str:
+    cfg = _config(exp)
+    backbones = ", ".join(dict.fromkeys(results["backbone"].astype(str)))
+    masked = [m for m in dict.fromkeys(results["mask"].astype(str)) if m != "original"]
+    seeds = results["seed"].nunique()
+    phantom = (cfg.get("dataset") or {}).get("phantom") or {}
+    setting = ""
+    if (cfg.get("dataset") or {}).get("kind") == "phantom" and phantom.get("bias", 0) > 0:
+        setting = (f"; shortcut markers outside the lungs follow the labels in training (bias {phantom['bias']:g}) "
+                   f"but not in the test split (bias {phantom.get('test_bias', 0):g})")
+    size = _test_size(exp)
+    return (f"Compared: {backbones} trained on original films vs lung-masked films ({', '.join(masked) or 'none'})"
+            f"{setting}; macro AUROC over the five findings on the test split"
+            f"{f' ({size})' if size else ''}, {seeds} seed{'s' if seeds > 1 else ''}.")
+
+
+def _p_holm_over_masks(macro: pd.DataFrame) -> pd.Series:
+    """Holm-adjust the macro p-values over the masked inputs compared with the same original run."""
+    out = pd.Series(np.nan, index=macro.index)
+    for _, part in macro.groupby(["backbone", "seed"]):
+        ok = part["p"].notna()
+        if ok.any():
+            out[part.index[ok]] = holm_adjust(part.loc[ok, "p"].to_numpy(dtype=float))
+    return out
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.2g}"
+
+
+def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
+    macro = comparisons[comparisons["target"] == MACRO].copy()
+    if macro.empty:
+        return "Result: no masked input was compared with the original films."
+    macro["p_adj"] = _p_holm_over_masks(macro)
+    auc = results[results["class"] == "macro"]
+    means = auc[auc["mask"] != "original"].groupby(["backbone", "mask"], sort=False)["auroc"].mean().dropna()
+    if means.empty:
+        return "Result: no macro AUROC could be computed."
+    backbone, mask = means.idxmax()
+    rows = macro[(macro["backbone"] == backbone) & (macro["mask"] == mask)]
+    best = auc[(auc["backbone"] == backbone) & (auc["mask"] == mask)]
+    orig = auc[(auc["backbone"] == backbone) & (auc["mask"] == "original")]
+    n_masks = int(macro.groupby(["backbone", "seed"]).size().max())
+    holm = f"Holm over {n_masks} masked inputs" if n_masks > 1 else "one comparison"
+    diff, p_adj = rows["diff"].astype(float), rows["p_adj"].astype(float)
+    sig = bool((p_adj < 0.05).all())
+    verdict = ("beats" if diff.mean() > 0 else "is worse than") if sig else "does not differ significantly from"
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        o = orig.iloc[0] if len(orig) else None
+        ref = (f" vs {o['auroc']:.3f} [{o['ci_low']:.3f}, {o['ci_high']:.3f}]" if o is not None else "")
+        b = best.iloc[0]
+        return (f"Result: {mask} {verdict} original for {backbone}: macro AUROC {b['auroc']:.3f} "
+                f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]{ref}; difference {r['diff']:+.3f} "
+                f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}), {r['test']} p = {_fmt_p(float(r['p']))}, "
+                f"{holm}: p = {_fmt_p(float(r['p_adj']))}.")
+    n_sig = int((p_adj < 0.05).sum())
+    return (f"Result: {mask} {verdict} original for {backbone} (significant in {n_sig} of {len(rows)} seeds): "
+            f"macro AUROC {best['auroc'].mean():.3f} vs {orig['auroc'].mean():.3f} (mean over seeds); difference "
+            f"{diff.min():+.3f} to {diff.max():+.3f} over seeds (95% CIs from {rows['ci_low'].min():+.3f} to "
+            f"{rows['ci_high'].max():+.3f}), {holm}: p {_fmt_p(float(p_adj.min()))} to {_fmt_p(float(p_adj.max()))}.")
+
+
+def headline_lines(exp_dir: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> list[str]:
+    """Three plain-text lines for the experiment in `exp_dir` (its tables must exist)."""
+    exp = Path(exp_dir)
+    missing = [n for n in ("results.csv", "comparisons.csv") if not (exp / n).is_file()]
+    if missing:
+        raise LungpriorError(f"{exp}: no {' or '.join(missing)} (run the experiment first)")
+    results = pd.read_csv(exp / "results.csv")
+    comparisons = pd.read_csv(exp / "comparisons.csv")
+    where = Path(report) if report is not None else exp / "report.html"
+    return [_compared(exp, results), _outcome(results, comparisons),
+            f"Report: {where} (tables: results.csv, comparisons.csv in {exp})."]
+
+
+def headline_html(exp_dir: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> str:
+    """The same lines as an HTML block for the top of the report."""
+    lines = headline_lines(exp_dir, report)
+    return '<div class="headline">' + "".join(f"<p>{html.escape(s)}</p>" for s in lines) + "</div>"

@@ -1,0 +1,65 @@
+"""The three headline lines: what was compared, what came out (CI, p, Holm over masks), where the report is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lungprior.errors import LungpriorError
+from lungprior.report.headline import headline_html, headline_lines
+
+
+def _write(exp: Path, diffs: dict[str, list[tuple[float, float]]]) -> None:
+    """results/comparisons for resnet18: per masked input, per seed (macro AUROC, bootstrap p); original 0.65."""
+    results, comparisons = [], []
+    for mask, per_seed in {"original": [(0.65, float("nan"))] * len(next(iter(diffs.values()))), **diffs}.items():
+        for seed, (auc, p) in enumerate(per_seed):
+            results.append({"backbone": "resnet18", "mask": mask, "seed": seed, "class": "macro", "auroc": auc,
+                            "ci_low": auc - 0.05, "ci_high": auc + 0.05})
+            if mask != "original":
+                comparisons.append({"backbone": "resnet18", "seed": seed, "mask": mask, "versus": "original",
+                                    "target": "macro AUROC", "diff": auc - 0.65, "p": p, "p_holm": float("nan"),
+                                    "ci_low": auc - 0.65 - 0.06, "ci_high": auc - 0.65 + 0.06,
+                                    "test": "paired patient bootstrap (2000)"})
+                comparisons.append({"backbone": "resnet18", "seed": seed, "mask": mask, "versus": "original",
+                                    "target": "Mass", "diff": 0.0, "p": 0.9, "p_holm": 1.0})
+    exp.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(results).to_csv(exp / "results.csv", index=False)
+    pd.DataFrame(comparisons).to_csv(exp / "comparisons.csv", index=False)
+    cfg = {"dataset": {"kind": "phantom", "phantom": {"bias": 0.9, "test_bias": 0.0}}}
+    (exp / "experiment.json").write_text(json.dumps(cfg))
+
+
+def test_best_mask_with_ci_and_holm_over_masks(tmp_path: Path) -> None:
+    _write(tmp_path, {"tight": [(0.82, 0.004)], "loose-10mm": [(0.70, 0.03)]})
+    compared, outcome, where = headline_lines(tmp_path)
+    assert compared.startswith("Compared: resnet18 trained on original films vs lung-masked films (tight, loose-10mm)")
+    assert "(bias 0.9) but not in the test split (bias 0)" in compared and "1 seed." in compared
+    assert outcome.startswith("Result: tight beats original for resnet18: macro AUROC 0.820 [0.770, 0.870] vs 0.650")
+    assert "difference +0.170 (95% CI +0.110 to +0.230)" in outcome
+    assert "paired patient bootstrap (2000) p = 0.004, Holm over 2 masked inputs: p = 0.008." in outcome
+    assert where == f"Report: {tmp_path / 'report.html'} (tables: results.csv, comparisons.csv in {tmp_path})."
+    assert headline_html(tmp_path).count("<p>") == 3
+
+
+def test_holm_can_remove_significance(tmp_path: Path) -> None:
+    _write(tmp_path, {"tight": [(0.70, 0.03)], "loose-10mm": [(0.68, 0.04)]})  # Holm: 0.06, 0.06
+    outcome = headline_lines(tmp_path)[1]
+    assert outcome.startswith("Result: tight does not differ significantly from original")
+    assert "Holm over 2 masked inputs: p = 0.06." in outcome
+
+
+def test_several_seeds_report_ranges(tmp_path: Path) -> None:
+    _write(tmp_path, {"tight": [(0.80, 0.001), (0.76, 0.02), (0.78, 0.2)]})
+    outcome = headline_lines(tmp_path)[1]
+    assert outcome.startswith("Result: tight does not differ significantly from original for resnet18 "
+                              "(significant in 2 of 3 seeds)")
+    assert "difference +0.110 to +0.150 over seeds" in outcome and "one comparison: p 0.001 to 0.2." in outcome
+
+
+def test_missing_tables_raise(tmp_path: Path) -> None:
+    with pytest.raises(LungpriorError, match=r"no results\.csv or comparisons\.csv"):
+        headline_lines(tmp_path)
