@@ -8,9 +8,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.clustered import obuchowski_test
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
-from lungprior.evaluate.stats import DegenerateDataWarning, delong_test
+from lungprior.evaluate.stats import DegenerateDataWarning, delong_test, holm_adjust
 from lungprior.labels import FINDINGS, NO_FINDING
 
 
@@ -57,19 +58,63 @@ def test_class_without_positives_is_null_with_warning() -> None:
     assert m["macro_auroc"]["estimate"] is not None
 
 
-def test_compare_equals_delong_and_refuses_other_images() -> None:
-    a, b = _predictions(seed=5, signal=2.0), _predictions(seed=5, signal=2.0)
+def _noisier(a: pd.DataFrame, sd: float = 0.3) -> pd.DataFrame:
+    b = a.copy()
     rng = np.random.default_rng(9)
     for k in FINDINGS:  # model B: noisier scores on the same images
-        b[f"p_{k}"] = np.clip(b[f"p_{k}"] + rng.normal(0, 0.3, len(b)), 0, 1)
+        b[f"p_{k}"] = np.clip(b[f"p_{k}"] + rng.normal(0, sd, len(b)), 0, 1)
+    return b
+
+
+def test_compare_picks_the_clustered_test_and_gives_every_row_a_ci() -> None:
+    a = _predictions(seed=5, signal=2.0)  # two films per patient
+    b = _noisier(a)
     table = compare_predictions(a, b.sample(frac=1.0, random_state=0), names=("orig", "tight"), n_resamples=200)
+    groups = a["patient_id"].to_numpy()
     for k in FINDINGS:
-        ref = delong_test(a[k], a[f"p_{k}"], b[f"p_{k}"])
+        ref = obuchowski_test(a[k], a[f"p_{k}"], b[f"p_{k}"], groups)
         row = table[table["target"] == k].iloc[0]
         assert row["p"] == pytest.approx(ref.p) and row["diff"] == pytest.approx(ref.diff)
-        assert row["p_holm"] >= row["p"]
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref.ci_low, ref.ci_high))
+        assert row["test"].startswith("Obuchowski") and row["p_floor"] == 0
+    assert table["ci_low"].notna().all() and table["ci_high"].notna().all()
+    assert ((table["ci_low"] < table["diff"]) & (table["diff"] < table["ci_high"])).all()
+    # the Holm family is the five findings and No Finding, not the macro row
+    family = table[table["target"] != "macro AUROC"]
+    assert family["target"].tolist() == [*FINDINGS, NO_FINDING]
+    assert family["p_holm"].to_numpy() == pytest.approx(holm_adjust(family["p"].to_numpy()))
+    nf = family.iloc[-1]
+    ref = obuchowski_test(a[NO_FINDING], 1 - a[[f"p_{k}" for k in FINDINGS]].max(axis=1),
+                          1 - b[[f"p_{k}" for k in FINDINGS]].max(axis=1), groups)
+    assert nf["p"] == pytest.approx(ref.p) and nf["test"].endswith("score max")
     macro = table[table["target"] == "macro AUROC"].iloc[0]
     assert macro["diff"] > 0 and macro["ci_low"] < macro["diff"] < macro["ci_high"]
+    assert np.isnan(macro["p_holm"]) and macro["p_floor"] == pytest.approx(2 / 201)
+    assert macro["test"] == "paired patient bootstrap (200)"
+
+
+def test_compare_forced_and_single_film_tests() -> None:
+    a = _predictions(seed=6, signal=2.0)
+    b = _noisier(a)
+    forced = compare_predictions(a, b, n_resamples=100, test="delong")
+    single = compare_predictions(a.assign(patient_id=a["image_id"]), b.assign(patient_id=b["image_id"]),
+                                 n_resamples=100)  # one film per patient: auto picks DeLong
+    for table in (forced, single):
+        for k in FINDINGS:
+            ref = delong_test(a[k], a[f"p_{k}"], b[f"p_{k}"])
+            row = table[table["target"] == k].iloc[0]
+            assert row["p"] == pytest.approx(ref.p) and row["test"].startswith("DeLong")
+            assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * 1.959964 * ref.se, rel=1e-5)
+    boot = compare_predictions(a, b, n_resamples=100, test="bootstrap")
+    assert boot["test"].str.startswith("paired patient bootstrap").all()
+    assert ((boot["ci_low"] <= boot["diff"]) & (boot["diff"] <= boot["ci_high"])).all()
+    with pytest.raises(LungpriorError, match="unknown per-class test"):
+        compare_predictions(a, b, n_resamples=10, test="wilcoxon")
+
+
+def test_compare_refuses_other_images() -> None:
+    a = _predictions(seed=5)
+    b = _noisier(a)
     with pytest.raises(LungpriorError, match="not evaluated on the same images"):
         compare_predictions(a, b.iloc[1:], n_resamples=10)
     with pytest.raises(LungpriorError, match="missing column"):

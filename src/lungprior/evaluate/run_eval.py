@@ -69,14 +69,17 @@ def load_predictions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 def compare_runs(
     run_a: str | os.PathLike[str], run_b: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
-    n_resamples: int = 1000, seed: int = 0, no_finding: str = "max",
+    n_resamples: int = 1000, seed: int = 0, no_finding: str = "max", test: str = "auto",
 ) -> pd.DataFrame:
-    """Paired comparison of two evaluated runs on the same test images; optionally written as CSV + JSON."""
+    """Paired comparison of two evaluated runs on the same test images; optionally written as CSV + JSON.
+
+    `test` is the per-class test (see `compare_predictions`); the table's `test` column names the one that ran.
+    """
     names = (Path(run_a).name, Path(run_b).name)
     if names[0] == names[1]:
         names = (str(run_a), str(run_b))
     table = compare_predictions(load_predictions(run_a), load_predictions(run_b), names=names,
-                                n_resamples=n_resamples, seed=seed, no_finding=no_finding)
+                                n_resamples=n_resamples, seed=seed, no_finding=no_finding, test=test)
     if out is not None:
         base = Path(out)
         _write_csv(table, base.with_suffix(".csv"))

@@ -61,7 +61,7 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
     cols = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low",
-            "ci_high", "test"]
+            "ci_high", "test", "p_floor"]
     if not frames:
         return pd.DataFrame(columns=cols)
     return pd.concat(frames, ignore_index=True).reindex(columns=cols).rename(columns={"a": "mask", "b": "versus"})
