@@ -8,10 +8,11 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import apply_calibration, fit_calibration
 from lungprior.evaluate.clustered import obuchowski_test
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
-from lungprior.evaluate.stats import DegenerateDataWarning, delong_test, holm_adjust
+from lungprior.evaluate.stats import DegenerateDataWarning, delong_test, holm_adjust, sens_spec, youden_threshold
 from lungprior.labels import FINDINGS, NO_FINDING
 
 
@@ -39,15 +40,50 @@ def test_metrics_match_sklearn_and_cis_bracket_estimates() -> None:
         entry = m["per_class"][k]["auroc"]
         assert entry["estimate"] == pytest.approx(ref)
         assert entry["low"] < ref < entry["high"]
-        assert 0 < m["per_class"][k]["sensitivity"] < 1
+        assert entry["n_used"] + entry["n_skipped"] == 200
         aucs.append(ref)
     assert m["macro_auroc"]["estimate"] == pytest.approx(np.mean(aucs))
     assert m["macro_auroc"]["low"] < m["macro_auroc"]["estimate"] < m["macro_auroc"]["high"]
-    nf_ref = roc_auc_score(test[NO_FINDING], 1 - test[[f"p_{k}" for k in FINDINGS]].max(axis=1))
+    cols = [f"p_{k}" for k in FINDINGS]
+    nf_raw = roc_auc_score(test[NO_FINDING], 1 - test[cols].max(axis=1))
+    calibrated = apply_calibration(test, fit_calibration(val))
+    nf_ref = roc_auc_score(test[NO_FINDING], 1 - calibrated[cols].max(axis=1))
     assert m["no_finding"]["auroc"]["estimate"] == pytest.approx(nf_ref)
+    assert m["no_finding"]["auroc_uncalibrated"] == pytest.approx(nf_raw)
+    assert m["no_finding"]["probabilities"].startswith("calibrated")
     prod = evaluation_metrics(test, val, n_resamples=50, no_finding="prod")["no_finding"]["auroc"]["estimate"]
     assert prod != pytest.approx(nf_ref)
+    assert m["calibration"]["fitted_on"] == "val" and set(m["calibration"]["params"]) == set(FINDINGS)
+    assert not m["thresholds"]["in_sample"] and not any("in-sample" in n for n in m["warnings"])
     assert m["n_patients"] == 150
+
+
+def test_thresholds_are_chosen_on_val_and_applied_to_test() -> None:
+    test = _predictions(seed=1)
+    val = _predictions(seed=2)
+    for k in FINDINGS:  # validation scores shifted up: the val-chosen threshold is much higher than test's own
+        val[f"p_{k}"] = 1 / (1 + np.exp(-(np.log(val[f"p_{k}"] / (1 - val[f"p_{k}"])) + 2.0)))
+    m = evaluation_metrics(test, val, n_resamples=20)
+    for k in FINDINGS:
+        entry = m["per_class"][k]
+        t_val = youden_threshold(val[k], val[f"p_{k}"])
+        assert entry["threshold"] == t_val
+        assert entry["threshold"] != pytest.approx(youden_threshold(test[k], test[f"p_{k}"]), abs=0.05)
+        assert (entry["sensitivity"], entry["specificity"]) == sens_spec(test[k], test[f"p_{k}"], t_val)
+    nf_val = 1 - apply_calibration(val, fit_calibration(val))[[f"p_{k}" for k in FINDINGS]].max(axis=1)
+    assert m["no_finding"]["threshold"] == pytest.approx(youden_threshold(val[NO_FINDING], nf_val))
+    in_sample = evaluation_metrics(val, val, n_resamples=20, in_sample=True)
+    assert in_sample["thresholds"]["in_sample"] and any("in-sample" in n for n in in_sample["warnings"])
+
+
+def test_perfect_class_warns_about_its_zero_width_interval() -> None:
+    test = _predictions(seed=7)
+    test["p_Edema"] = 0.1 + 0.8 * test["Edema"]
+    m = evaluation_metrics(test, n_resamples=50)
+    ci = m["per_class"]["Edema"]["auroc"]
+    assert ci["estimate"] == ci["low"] == ci["high"] == 1.0
+    assert any(n.startswith("Edema: AUROC 1.000 with a zero-width") for n in m["warnings"])
+    assert not any(n.startswith("Mass: AUROC") for n in m["warnings"])
 
 
 def test_class_without_positives_is_null_with_warning() -> None:
@@ -86,7 +122,7 @@ def test_compare_picks_the_clustered_test_and_gives_every_row_a_ci() -> None:
     nf = family.iloc[-1]
     ref = obuchowski_test(a[NO_FINDING], 1 - a[[f"p_{k}" for k in FINDINGS]].max(axis=1),
                           1 - b[[f"p_{k}" for k in FINDINGS]].max(axis=1), groups)
-    assert nf["p"] == pytest.approx(ref.p) and nf["test"].endswith("score max")
+    assert nf["p"] == pytest.approx(ref.p) and nf["test"].endswith("score max of raw probabilities")
     macro = table[table["target"] == "macro AUROC"].iloc[0]
     assert macro["diff"] > 0 and macro["ci_low"] < macro["diff"] < macro["ci_high"]
     assert np.isnan(macro["p_holm"]) and macro["p_floor"] == pytest.approx(2 / 201)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import apply_calibration
 from lungprior.evaluate.clustered import delong_paired, obuchowski_test
 from lungprior.evaluate.metrics import check_predictions, label_matrix, score_matrix
 from lungprior.evaluate.stats import holm_adjust, no_finding_score, paired_bootstrap_diff
@@ -73,6 +74,7 @@ def bootstrap_p_floor(n_used: int) -> float:
 def compare_predictions(
     a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("A", "B"), n_resamples: int = 1000,
     seed: int = 0, no_finding: str = "max", test: PerClassTest = "auto", alpha: float = 0.05,
+    calibration: tuple[dict | None, dict | None] = (None, None),
 ) -> pd.DataFrame:
     """One row per finding, one for No Finding and one for the macro AUROC: AUCs, difference A - B, its
     (1 - alpha) CI, p, Holm-adjusted p (over the five findings and No Finding) and the test that ran.
@@ -80,7 +82,8 @@ def compare_predictions(
     Per class and for No Finding the test is `test` ("auto": Obuchowski's clustered test when any patient has
     several films, else DeLong); the macro AUROC always uses the paired patient bootstrap. `p_floor` is the
     smallest p the row's test can give (2 / (B + 1) for a bootstrap of B resamples, 0 for the analytic tests):
-    a p equal to it reads "p <= p_floor", not an exact value.
+    a p equal to it reads "p <= p_floor", not an exact value. `calibration` holds each run's Platt
+    calibration (or None): when both are given, the No Finding score uses calibrated probabilities.
     """
     a, b = align(a, b, names)
     groups = a["patient_id"].astype(str).to_numpy()
@@ -91,9 +94,13 @@ def compare_predictions(
         rows.append({"target": k, **paired_class_test(y[:, j], sa[:, j], sb[:, j], groups, method, n_resamples,
                                                       seed, alpha)})
     nf = a[NO_FINDING].to_numpy()
-    r = paired_class_test(nf, no_finding_score(sa, no_finding), no_finding_score(sb, no_finding), groups, method,
+    calibrated = all(c is not None for c in calibration)
+    ca, cb = (score_matrix(apply_calibration(d, c)) for d, c in zip((a, b), calibration, strict=True)) \
+        if calibrated else (sa, sb)
+    r = paired_class_test(nf, no_finding_score(ca, no_finding), no_finding_score(cb, no_finding), groups, method,
                           n_resamples, seed, alpha)
-    rows.append({"target": NO_FINDING, **r, "test": f"{r['test']}, score {no_finding}"})
+    probs = "calibrated" if calibrated else "raw"
+    rows.append({"target": NO_FINDING, **r, "test": f"{r['test']}, score {no_finding} of {probs} probabilities"})
     table = pd.DataFrame(rows)
     table["p_holm"] = holm_adjust(table["p"].to_numpy())  # across the five findings and No Finding
     boot = paired_bootstrap_diff(y, sa, sb, groups, n_resamples, seed, alpha)

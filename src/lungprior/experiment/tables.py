@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
-from lungprior.evaluate.run_eval import METRICS, load_predictions
+from lungprior.evaluate.run_eval import METRICS, load_calibration, load_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
@@ -56,7 +56,8 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
             warnings.simplefilter("ignore", DegenerateDataWarning)
             t = compare_predictions(load_predictions(run["run_dir"]), load_predictions(ref["run_dir"]),
                                     names=(run["mask"], "original"), n_resamples=n_resamples, seed=run["seed"],
-                                    no_finding=no_finding)
+                                    no_finding=no_finding,
+                                    calibration=(load_calibration(run["run_dir"]), load_calibration(ref["run_dir"])))
         t.insert(0, "seed", run["seed"])
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
