@@ -155,3 +155,19 @@ def test_compare_refuses_other_images() -> None:
         compare_predictions(a, b.iloc[1:], n_resamples=10)
     with pytest.raises(LungpriorError, match="missing column"):
         compare_predictions(a.drop(columns=["p_Mass"]), b, n_resamples=10)
+
+
+def test_pointing_game_skips_flat_cams() -> None:
+    from lungprior.evaluate.cam import pointing_hit
+
+    lesion = np.zeros((8, 8), bool)
+    lesion[5:7, 5:7] = True
+    cam = np.zeros((8, 8))
+    assert pointing_hit(cam, lesion) is None  # all-zero: no peak, not a miss at (0, 0)
+    assert pointing_hit(np.full((8, 8), 0.3), lesion) is None
+    cam[6, 6] = 1.0
+    assert pointing_hit(cam, lesion) is True
+    cam[4, 5] = 2.0  # one pixel above the lesion: within the tolerance
+    assert pointing_hit(cam, lesion) is True
+    cam[0, 0] = 3.0
+    assert pointing_hit(cam, lesion) is False
