@@ -10,6 +10,7 @@ from lungprior.evaluate.clustered import (
     delong_paired,
     obuchowski_auc_cov,
     obuchowski_test,
+    pooled_macro_test,
     pooled_obuchowski_test,
 )
 from lungprior.evaluate.simulation import simulate
@@ -90,3 +91,24 @@ def test_pooled_over_seeds() -> None:
     mixed = pooled_obuchowski_test(y, np.column_stack([a, a2]), np.column_stack([b, b2]), groups)
     diffs = [obuchowski_test(y, a, b, groups).diff, obuchowski_test(y, a2, b2, groups).diff]
     assert mixed.diff == pytest.approx(np.mean(diffs))
+
+
+def test_pooled_macro_is_the_mean_over_classes_and_seeds() -> None:
+    rng = np.random.default_rng(8)
+    y1, a1, b1, groups = simulate(rng, 50, 3)
+    y2 = (rng.random(y1.size) < 0.4).astype(int)
+    a2, b2 = y2 + rng.normal(size=(y1.size, 2)).T, 0.5 * y2 + rng.normal(size=(y1.size, 2)).T
+    a2, b2 = a2.T, b2.T
+    t = pooled_macro_test([y1, y2], [np.column_stack([a1, a1]), a2], [np.column_stack([b1, b1]), b2], groups)
+    per = [obuchowski_test(y1, a1, b1, groups).diff, obuchowski_test(y2, a2[:, 0], b2[:, 0], groups).diff,
+           obuchowski_test(y2, a2[:, 1], b2[:, 1], groups).diff]
+    assert t.diff == pytest.approx((per[0] + (per[1] + per[2]) / 2) / 2)
+    # Monte-Carlo check of the variance: the patient bootstrap of the same statistic
+    w = cluster_weights(groups, 3000, seed=2)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        c1 = weighted_auroc(y1, a1, w) - weighted_auroc(y1, b1, w)
+        c2 = np.mean([weighted_auroc(y2, a2[:, s], w) - weighted_auroc(y2, b2[:, s], w) for s in (0, 1)], axis=0)
+        return (c1 + c2) / 2
+
+    assert t.se**2 == pytest.approx(stat(w).var(ddof=1), rel=0.12)

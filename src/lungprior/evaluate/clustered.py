@@ -119,17 +119,34 @@ def pooled_obuchowski_test(
     The difference is the mean over seeds of AUROC(a_s) - AUROC(b_s); its variance averages each patient's
     component difference over seeds and then takes the clustered variance over patients once.
     """
-    y = check_labels(y_true)
-    a = check_scores(scores_a, y.size, name="scores_a", ndim=2)
-    b = check_scores(scores_b, y.size, name="scores_b", ndim=2)
-    auc_a, d_a = cluster_components(y, a, groups)
-    auc_b, d_b = cluster_components(y, b, groups)
-    if np.isnan(auc_a).any() or np.isnan(auc_b).any():
-        return PairedTest(math.nan, math.nan, math.nan, *(math.nan,) * 5)
-    n_groups = d_a.shape[0]
-    pooled = (d_a - d_b).mean(axis=1)
+    return pooled_macro_test([y_true], [scores_a], [scores_b], groups, alpha)
+
+
+def pooled_macro_test(
+    y_true: list[ArrayLike], scores_a: list[ArrayLike], scores_b: list[ArrayLike], groups: ArrayLike,
+    alpha: float = 0.05,
+) -> PairedTest:
+    """Paired test of the mean over classes (list items) and seeds (columns of each (n, S) score array) of
+    AUROC(a) - AUROC(b); each patient's components are averaged over classes and seeds, the clustered variance
+    is taken over patients once. Classes with one label only are left out."""
+    comps, aucs_a, aucs_b = [], [], []
+    for y_c, a_c, b_c in zip(y_true, scores_a, scores_b, strict=True):
+        y = check_labels(y_c)
+        if warn_if_degenerate(y, "pooled AUROC"):
+            continue
+        a = check_scores(a_c, y.size, name="scores_a", ndim=2)
+        b = check_scores(b_c, y.size, name="scores_b", ndim=2)
+        auc_a, d_a = cluster_components(y, a, groups)
+        auc_b, d_b = cluster_components(y, b, groups)
+        aucs_a.append(auc_a.mean())
+        aucs_b.append(auc_b.mean())
+        comps.append((d_a - d_b).mean(axis=1))
+    if not comps:
+        return PairedTest(*(math.nan,) * 8)
+    pooled = np.mean(comps, axis=0)
+    n_groups = pooled.size
     var = float(n_groups / (n_groups - 1) * np.sum(pooled**2)) if n_groups > 1 else math.nan
-    return _finish(float(auc_a.mean()), float(auc_b.mean()), var, alpha)
+    return _finish(float(np.mean(aucs_a)), float(np.mean(aucs_b)), var, alpha)
 
 
 def delong_paired(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, alpha: float = 0.05) -> PairedTest:
