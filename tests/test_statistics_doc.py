@@ -19,6 +19,6 @@ def test_simulation_table_is_regenerated_and_holds_the_level() -> None:
     assert (single.loc["null"] <= 0.08).all()
     assert clustered.loc["null", "Obuchowski rejects"] <= 0.08  # the level holds with six films per patient
     assert clustered.loc["null", "DeLong rejects"] >= 0.15  # films treated as independent: anti-conservative
-    alt = [t for t in rows.index.get_level_values("truth") if t != "null"][0]
+    alt = next(t for t in rows.index.get_level_values("truth") if t != "null")
     assert clustered.loc[alt, "Obuchowski rejects"] >= 0.3  # still useful power with 50 patients
     assert single.loc[alt, "Obuchowski rejects"] >= 0.7

@@ -60,6 +60,14 @@ def evaluate_command(
                   _fmt(metrics["no_finding"]["auprc"]), "")
     console = Console()
     console.print(table)
+    nf = metrics["no_finding"]
+    if nf.get("auroc_uncalibrated") is not None and nf["auroc"].get("estimate") is not None:
+        console.print(f"No Finding AUROC from calibrated probabilities (Platt, fitted on val): "
+                      f"{nf['auroc']['estimate']:.3f}; from raw outputs: {nf['auroc_uncalibrated']:.3f}")
+    calib = metrics.get("calibration")
+    if calib:
+        console.print("ECE raw -> calibrated: " + ", ".join(
+            f"{k} {calib['raw'][k]['ece']:.3f} -> {calib['calibrated'][k]['ece']:.3f}" for k in FINDINGS))
     for note in metrics["warnings"]:
         console.print(f"warning: {note}")
     console.print(f"wrote {run / 'metrics.json'}")

@@ -168,6 +168,8 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
         sections.append(f"<p>{html.escape(backbone)}, seed {cfg.training.seeds[0]}</p>"
                         + _img(figures.roc_figure(preds, cfg.evaluation.no_finding), f"ROC {backbone}"))
     sections.append(f"<h2>No Finding</h2><p>Score: {'1 − max p' if cfg.evaluation.no_finding == 'max' else '∏(1 − p)'}"
+                    " of the per-class probabilities after Platt calibration fitted on validation (each run's "
+                    "metrics.json also holds the AUROC from raw outputs; the ROC curves above use raw outputs)."
                     "</p>" + _img(figures.auroc_bars(results, NO_FINDING, "No Finding AUROC"), "No Finding"))
     nf = comparisons[comparisons["target"] == NO_FINDING]
     if not nf.empty:
