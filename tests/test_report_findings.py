@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from lungprior.report.findings import findings_sentences, seed_marker, seed_verdict
 
@@ -76,3 +77,28 @@ def test_auroc_table_labels_intervals_and_marks_per_seed() -> None:
     assert '<span class="sig">0.800 [0.600, 0.950] ↑1/1 (sig. 1)</span>' in one
     note = _auroc_note(results, _comparisons([0.01]))
     assert "not a confidence interval" in note and "Holm-adjusted Obuchowski clustered DeLong" in note
+
+
+def test_calibration_table_reads_each_runs_metrics(tmp_path) -> None:
+    import json
+
+    from lungprior.labels import FINDINGS
+    from lungprior.report.html import calibration_table
+
+    runs = []
+    for seed in (0, 1):
+        run_dir = tmp_path / f"tight{seed}"
+        run_dir.mkdir()
+        per = {k: {"ece": 0.1 * (seed + 1), "brier": 0.2} for k in FINDINGS}
+        cal = {k: {"ece": 0.02, "brier": 0.15} for k in FINDINGS}
+        (run_dir / "metrics.json").write_text(json.dumps({
+            "calibration": {"raw": per, "calibrated": cal},
+            "no_finding": {"auroc": {"estimate": 0.8 + seed / 100}, "auroc_uncalibrated": 0.75}}))
+        runs.append({"backbone": "resnet18", "mask": "tight", "seed": seed, "run_dir": str(run_dir)})
+    runs.append({"backbone": "resnet18", "mask": "old", "seed": 0, "run_dir": str(tmp_path / "missing")})
+    table = calibration_table(runs)
+    assert len(table) == 2
+    row = table.iloc[1]
+    assert row["No Finding AUROC (calibrated)"] == 0.81 and row["No Finding AUROC (raw)"] == 0.75
+    assert row["mean ECE raw"] == pytest.approx(0.2) and row["mean ECE calibrated"] == pytest.approx(0.02)
+    assert row["mean Brier raw"] == pytest.approx(0.2)
