@@ -173,12 +173,13 @@ def comparison_section(runs: list[dict], a_mask: str, b_mask: str, n_resamples: 
     tests = sorted({str(t).split(",")[0] for t in comp["test"] if not str(t).startswith("paired patient bootstrap")})
     pool = pooled(runs, a_mask, b_mask, no_finding)
     n = int(pool["n_seeds"].iloc[0])
+    summary = [["per seed (↑ higher / ↓ lower in k of n seeds; sig. = p < 0.05)", *verdict_row(comp)]]
+    if n > 1:
+        summary.append([f"pooled over {n} seeds (Obuchowski; Holm over the six, macro unadjusted)",
+                         *pooled_row(pool)])
     return (f"Per seed: difference [95% CI], p; per class and No Finding {' / '.join(tests)}, Holm-adjusted over the "
             "six; macro: paired patient bootstrap.\n\n" + difference_table(comp) + "\n\n"
-            + _table(["", *FINDINGS, "macro", NO_FINDING],
-                     [["per seed (↑ higher / ↓ lower in k of n seeds; sig. = p < 0.05)", *verdict_row(comp)],
-                      [f"pooled over {n} seeds (Obuchowski; Holm over the six, macro unadjusted)", *pooled_row(pool)]])
-            + "\n")
+            + _table(["", *FINDINGS, "macro", NO_FINDING], summary) + "\n")
 
 
 def shortcut_table(runs: list[dict], manifest: Path, masks: list[str], n_resamples: int) -> str:
