@@ -50,6 +50,7 @@ def test_metrics_match_sklearn_and_cis_bracket_estimates() -> None:
     nf_ref = roc_auc_score(test[NO_FINDING], 1 - calibrated[cols].max(axis=1))
     assert m["no_finding"]["auroc"]["estimate"] == pytest.approx(nf_ref)
     assert m["no_finding"]["auroc_uncalibrated"] == pytest.approx(nf_raw)
+    assert m["no_finding"]["auroc_change_from_calibration"] == pytest.approx(nf_ref - nf_raw)
     assert m["no_finding"]["probabilities"].startswith("calibrated")
     prod = evaluation_metrics(test, val, n_resamples=50, no_finding="prod")["no_finding"]["auroc"]["estimate"]
     assert prod != pytest.approx(nf_ref)

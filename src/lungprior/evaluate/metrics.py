@@ -123,8 +123,10 @@ def evaluation_metrics(
             nf["auroc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auroc", n_resamples, alpha, seed))
             nf["auprc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auprc", n_resamples, alpha, seed))
             notes.append(_zero_width_note(NO_FINDING, nf["auroc"]))
-            if calib is not None:
+            if calib is not None:  # does calibration change the No Finding AUROC? calibrated - raw
                 nf["auroc_uncalibrated"] = _nan_to_none(auroc(nf_y, no_finding_score(s, no_finding)))
+                if nf["auroc"]["estimate"] is not None and nf["auroc_uncalibrated"] is not None:
+                    nf["auroc_change_from_calibration"] = nf["auroc"]["estimate"] - nf["auroc_uncalibrated"]
         s_val_cal = score_matrix(apply_calibration(val, calib)) if calib is not None else s_val
         nf_val = no_finding_score(s_val_cal, no_finding) if s_val_cal is not None else None
         nf.update(_operating_point(val[NO_FINDING].to_numpy(dtype=np.int64) if val is not None else None,
