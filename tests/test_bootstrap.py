@@ -239,3 +239,21 @@ def test_paired_diff_accepts_one_class_vectors() -> None:
     one_d = paired_bootstrap_diff(y[:, 0], a[:, 0], b[:, 0], groups, n_resamples=100, seed=1)
     assert one_d == paired_bootstrap_diff(y, a, b, groups, n_resamples=100, seed=1)
     assert one_d["diff"] == pytest.approx(roc_auc_score(y[:, 0], a[:, 0]) - roc_auc_score(y[:, 0], b[:, 0]))
+
+
+def test_seed_mean_auroc_ci_resamples_patients_once() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from lungprior.evaluate.bootstrap import bootstrap_metric_ci, bootstrap_seed_mean_auroc_ci
+
+    rng = np.random.default_rng(21)
+    groups = np.repeat(np.arange(80), 3)
+    y = (rng.random(groups.size) < 0.3).astype(int)
+    s = y[:, None] * 0.8 + rng.normal(size=(groups.size, 3))
+    ci = bootstrap_seed_mean_auroc_ci(y, s, groups, n_resamples=300, seed=4)
+    assert ci.estimate == pytest.approx(np.mean([roc_auc_score(y, s[:, k]) for k in range(3)]))
+    assert ci.low < ci.estimate < ci.high and ci.n_used == 300
+    one = bootstrap_seed_mean_auroc_ci(y, s[:, 0], groups, n_resamples=300, seed=4)
+    assert tuple(one) == pytest.approx(tuple(bootstrap_metric_ci(y, s[:, 0], groups, "auroc", 300, seed=4)))
+    # three seeds share the same test patients: the pooled interval is not a third as wide as one seed's
+    assert (ci.high - ci.low) > 0.6 * (one.high - one.low)

@@ -75,13 +75,20 @@ def test_tables(experiment: dict) -> None:
     assert set(comparisons["mask"]) == {"tight", "loose-10mm"} and set(comparisons["versus"]) == {"original"}
     valid = comparisons["p"].dropna()  # NaN where a class has < 2 positives in this tiny test split
     assert len(valid) >= 3 and valid.between(0, 1).all()
+    tested = comparisons.dropna(subset=["p"])
+    assert tested["ci_low"].notna().all() and (tested["ci_low"] <= tested["ci_high"]).all()
+    assert tested["test"].notna().all()
     summary = pd.read_csv(exp / "summary.csv")
-    assert len(summary) == len(results) and (summary["n_seeds"] == 1).all()
+    assert len(summary) == len(results) and (summary["n_runs"] == 1).all()
+    defined = results.set_index(["mask", "class"])["auroc"].notna().astype(int)
+    assert summary.set_index(["mask", "class"])["n_seeds"].equals(defined)
     assert summary.set_index(["mask", "class"])["auroc_mean"].equals(results.set_index(["mask", "class"])["auroc"])
     eff = pd.read_csv(exp / "efficiency.csv")
     assert len(eff) == 3 and (eff["seconds_per_epoch"] > 0).all()
     metrics = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "metrics.json").read_text())
     assert metrics["attention"]["attention_in_lung"] is not None
+    calibration = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "calibration.json").read_text())
+    assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
 
 
 def test_report_opens_with_the_headline(experiment: dict) -> None:

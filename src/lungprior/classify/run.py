@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 
 from lungprior.classify.config import TrainConfig
+from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
 from lungprior.errors import LungpriorError, one_line
 
@@ -175,11 +176,14 @@ def write_result(result: TrainResult, run_dir: Path) -> None:
     write_json(run_dir / EFFICIENCY, result.to_dict())
 
 
-def peak_memory(cuda: bool) -> tuple[float, str]:
-    """Peak memory in MiB: CUDA max allocated when training on CUDA, else this process's max RSS."""
+def peak_memory(cuda: bool, rss: PeakRSS | None = None) -> tuple[float, str]:
+    """This run's peak memory in MiB: CUDA max allocated (reset at the run's start) when training on CUDA, else
+    the RSS peak sampled during the run by `rss`; without a sampler (no /proc), the process's lifetime max RSS."""
     if cuda and torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20, "cuda"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "rss"
+    if rss is not None and rss.peak_bytes > 0:
+        return rss.peak_mb, "rss sampled during the run"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process max rss"
 
 
 def rank() -> int:

@@ -22,6 +22,7 @@ from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import ClassifyDataset, make_dataset, pos_weight, prepare
 from lungprior.classify.datamodule import ClassifyData
 from lungprior.classify.history import RunHistory
+from lungprior.classify.memory import PeakRSS
 from lungprior.classify.module import Classifier, per_finding_auroc
 from lungprior.classify.run import TrainResult
 from lungprior.classify.syncbn import BatchNormSync
@@ -90,7 +91,7 @@ def train(
     uses_cuda = trainer.strategy.root_device.type == "cuda"
     if uses_cuda:
         torch.cuda.reset_peak_memory_stats()
-    with lightning_quiet(), warnings.catch_warnings():
+    with lightning_quiet(), warnings.catch_warnings(), PeakRSS() as rss:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")  # resuming
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*is deprecated.*")
@@ -104,7 +105,7 @@ def train(
         )
     if trainer.interrupted:
         raise LungpriorError(f"{run_dir}: training interrupted; rerun the same command to resume from last.ckpt")
-    result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda)
+    result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda, rss)
     if trainer.is_global_zero:
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL, expected)
@@ -162,14 +163,15 @@ def _trainer(
 
 
 def _result(
-    cfg: TrainConfig, cache: CacheInfo, history: RunHistory, stopper: EarlyStopping, resumed: bool, cuda: bool
+    cfg: TrainConfig, cache: CacheInfo, history: RunHistory, stopper: EarlyStopping, resumed: bool, cuda: bool,
+    rss: PeakRSS | None = None,
 ) -> TrainResult:
     epochs = history.epochs
     best = history.best()
     best_epoch = int(best["epoch"]) if best else -1
     epoch_s = [e["epoch_seconds"] for e in epochs]
     train_s = sum(e["train_seconds"] for e in epochs)
-    memory, source = runfiles.peak_memory(cuda)
+    memory, source = runfiles.peak_memory(cuda, rss)
     return TrainResult(
         run_dir=cfg.out,
         epochs_run=len(epochs),

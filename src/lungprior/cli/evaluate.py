@@ -19,6 +19,12 @@ def _fmt(ci: dict | None) -> str:
     return f"{ci['estimate']:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
+def _diff(r) -> str:
+    if r["ci_low"] != r["ci_low"]:
+        return f"{r['diff']:+.3f}"
+    return f"{r['diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+
+
 def _no_finding_method(value: str) -> str:
     if value not in ("max", "prod"):
         raise LungpriorError(f"--no-finding must be 'max' (1 - max p) or 'prod' (prod (1 - p)), got {value!r}")
@@ -57,6 +63,14 @@ def evaluate_command(
                   _fmt(metrics["no_finding"]["auprc"]), "")
     console = plain_console()
     console.print(table)
+    nf = metrics["no_finding"]
+    if nf.get("auroc_uncalibrated") is not None and nf["auroc"].get("estimate") is not None:
+        console.print(f"No Finding AUROC from calibrated probabilities (Platt, fitted on val): "
+                      f"{nf['auroc']['estimate']:.3f}; from raw outputs: {nf['auroc_uncalibrated']:.3f}")
+    calib = metrics.get("calibration")
+    if calib:
+        console.print("ECE raw -> calibrated: " + ", ".join(
+            f"{k} {calib['raw'][k]['ece']:.3f} -> {calib['calibrated'][k]['ece']:.3f}" for k in FINDINGS))
     for note in metrics["warnings"]:
         console.print(f"warning: {note}")
     console.print(f"wrote {run / 'metrics.json'}")
@@ -69,20 +83,24 @@ def compare_command(
     n_resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for the macro AUROC."),
     no_finding: str = typer.Option("max", "--no-finding", help="No Finding score: max or prod."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    test: str = typer.Option(
+        "auto", "--test", help="Per-class test: auto (obuchowski when a patient has several films, else delong), "
+        "delong, obuchowski or bootstrap."),
 ) -> None:
-    """Paired DeLong tests per class and for No Finding, Holm-adjusted; paired bootstrap of the macro AUROC."""
+    """Paired tests per class and for No Finding (clustered by patient when needed), Holm-adjusted, with 95% CIs;
+    paired patient bootstrap of the macro AUROC."""
     from lungprior.evaluate.run_eval import compare_runs
 
     if out is not None:
         output_dir(out.parent, "--out")
     df = compare_runs(run_a, run_b, out=out, n_resamples=n_resamples, seed=seed,
-                      no_finding=_no_finding_method(no_finding))
+                      no_finding=_no_finding_method(no_finding), test=test)
     table = Table(title=f"{df['a'].iloc[0]} vs {df['b'].iloc[0]}")
-    for col in ("target", "AUROC A", "AUROC B", "A - B", "p", "p (Holm)", "test"):
+    for col in ("target", "AUROC A", "AUROC B", "A - B [95% CI]", "p", "p (Holm)", "test"):
         table.add_column(col)
     for _, r in df.iterrows():
         holm = "" if r["p_holm"] != r["p_holm"] else f"{r['p_holm']:.4f}"
-        table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", f"{r['diff']:+.3f}", f"{r['p']:.4f}",
+        table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", _diff(r), f"{r['p']:.4g}",
                       holm, r["test"])
     plain_console().print(table)
 

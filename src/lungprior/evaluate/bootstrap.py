@@ -298,3 +298,24 @@ def paired_bootstrap_diff(
     result.update(diff=auc_a - auc_b, low=low, high=high, auc_a=auc_a, auc_b=auc_b,
                   n_used=int(d.size), n_skipped=int(n_resamples - d.size))
     return result
+
+
+def bootstrap_seed_mean_auroc_ci(
+    y_true: ArrayLike, scores: ArrayLike, groups: ArrayLike | None, n_resamples: int = 1000, alpha: float = 0.05,
+    seed: int = 0,
+) -> BootstrapCI:
+    """Mean AUROC over seeds (columns of scores (n, S), the same films) with one patient-clustered percentile
+    interval: every resample scores all seeds on the same patients and averages them."""
+    _check_settings(n_resamples, alpha)
+    y = check_labels(y_true)
+    s = check_scores(_as_matrix(scores), y.size, ndim=2)
+    codes, n_groups = group_codes(groups, y.size)
+    if not all(class_counts(y)):
+        return BootstrapCI(np.nan, np.nan, np.nan, 0, n_resamples)
+    estimate = float(np.mean([auroc(y, s[:, k]) for k in range(s.shape[1])]))
+    values = np.concatenate([np.column_stack([weighted_auroc(y, s[:, k], w) for k in range(s.shape[1])]).mean(axis=1)
+                             for w in _weight_chunks(codes, n_groups, n_resamples, seed)])
+    used = values[~np.isnan(values)]
+    _warn_skipped(n_resamples - used.size, n_resamples, "bootstrap_seed_mean_auroc_ci")
+    low, high = _percentile(used, alpha)
+    return BootstrapCI(estimate, low, high, used.size, n_resamples - used.size)

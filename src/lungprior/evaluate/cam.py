@@ -3,7 +3,8 @@
 - attention-in-lung: the share of a class's Grad-CAM energy inside the tight lung mask (resized to the model
   input), averaged over the split's positive images of that class;
 - pointing game (synthetic benchmark): the share of those images whose CAM maximum falls on the class's
-  lesion (ground truth from the benchmark's `lesions/` folder, 1-pixel tolerance at the model input).
+  lesion (ground truth from the benchmark's `lesions/` folder, 1-pixel tolerance at the model input); a
+  constant (e.g. all-zero) CAM has no maximum and is left out of the pointing game (counted in `flat_cams`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def lesion_mask(lesions_dir: Path, image_id: str, finding: str, size: int) -> np
     return small > 0.25
 
 
+def pointing_hit(cam: np.ndarray, lesion: np.ndarray) -> bool | None:
+    """Whether the CAM maximum falls on the lesion (1-pixel tolerance); None for a constant CAM (no maximum)."""
+    if not cam.max() > cam.min():
+        return None
+    peak = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return bool(binary_dilation(lesion, iterations=1)[peak])
+
+
 def cam_analysis(
     run_dir: str | os.PathLike[str], split: str = "test", *, max_per_class: int = 30, seed: int = 0,
     keep_examples: int = 2, device: str | None = None,
@@ -80,7 +89,7 @@ def cam_analysis(
             positives = np.flatnonzero(ds.labels[:, j] > 0.5)
             if positives.size > max_per_class:
                 positives = np.sort(rng.choice(positives, max_per_class, replace=False))
-            in_lung, hits = [], []
+            in_lung, hits, flat = [], [], 0
             for rank, i in enumerate(positives):
                 x, _, _ = ds[int(i)]
                 grayscale = cam(input_tensor=x.unsqueeze(0).to(dev), targets=[ClassifierOutputTarget(j)])[0]
@@ -89,8 +98,11 @@ def cam_analysis(
                     in_lung.append(float(grayscale[lungs].sum() / grayscale.sum()))
                 lesion = lesion_mask(lesions_dir, ds.image_ids[int(i)], finding, ds.image_size)
                 if lesion is not None and lesion.any():
-                    peak = np.unravel_index(int(np.argmax(grayscale)), grayscale.shape)
-                    hits.append(bool(binary_dilation(lesion, iterations=1)[peak]))
+                    hit = pointing_hit(grayscale, lesion)
+                    if hit is None:
+                        flat += 1
+                    else:
+                        hits.append(hit)
                 if rank < keep_examples:
                     examples.append(CamExample(ds.image_ids[int(i)], finding, ds.raw_image(int(i)), grayscale,
                                                lungs, lesion))
@@ -98,6 +110,8 @@ def cam_analysis(
                 "n_images": int(positives.size),
                 "attention_in_lung": float(np.mean(in_lung)) if in_lung else None,
                 "pointing_game": float(np.mean(hits)) if hits else None,
+                "pointing_game_n": len(hits),
+                "flat_cams": flat,
             }
     values = [v["attention_in_lung"] for v in summary["per_class"].values() if v["attention_in_lung"] is not None]
     points = [v["pointing_game"] for v in summary["per_class"].values() if v["pointing_game"] is not None]

@@ -1,13 +1,20 @@
-"""Comparing two runs on the same test images: paired DeLong per class and for No Finding, paired
-clustered bootstrap of the macro-AUROC difference, Holm-adjusted p-values across classes."""
+"""Comparing two runs on the same test images: a paired test per class and for No Finding (Obuchowski's
+clustered test when patients have several films, DeLong otherwise, or a paired patient bootstrap), a paired
+patient bootstrap of the macro-AUROC difference, Holm-adjusted p-values across classes, a CI for every
+difference."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
 import pandas as pd
 
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import apply_calibration
+from lungprior.evaluate.clustered import delong_paired, obuchowski_test
 from lungprior.evaluate.metrics import check_predictions, label_matrix, score_matrix
-from lungprior.evaluate.stats import delong_test, holm_adjust, no_finding_score, paired_bootstrap_diff
+from lungprior.evaluate.stats import holm_adjust, no_finding_score, paired_bootstrap_diff
 from lungprior.labels import FINDINGS, NO_FINDING
 
 
@@ -31,29 +38,78 @@ def align(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("A", "B"))
     return a, b
 
 
+PerClassTest = Literal["auto", "delong", "obuchowski", "bootstrap"]
+TEST_NAMES = {"delong": "DeLong (paired; films independent)",
+              "obuchowski": "Obuchowski clustered DeLong (paired; patients as clusters)",
+              "bootstrap": "paired patient bootstrap"}
+
+
+def choose_test(groups: np.ndarray, test: str = "auto") -> str:
+    """The per-class test: "auto" picks "obuchowski" when any patient has more than one film, else "delong"."""
+    if test not in ("auto", *TEST_NAMES):
+        raise LungpriorError(f"test: unknown per-class test {test!r} (choose auto, delong, obuchowski or bootstrap)")
+    if test != "auto":
+        return test
+    return "obuchowski" if pd.Series(groups).duplicated().any() else "delong"
+
+
+def paired_class_test(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, groups: np.ndarray, test: str,
+                      n_resamples: int, seed: int, alpha: float = 0.05) -> dict:
+    """One paired comparison of two AUROCs with the named test: AUCs, diff, z, p and the (1 - alpha) CI."""
+    if test == "bootstrap":
+        r = paired_bootstrap_diff(y, sa, sb, groups, n_resamples, seed, alpha)
+        return {"auc_a": r["auc_a"], "auc_b": r["auc_b"], "diff": r["diff"], "z": float("nan"), "p": r["p"],
+                "ci_low": r["low"], "ci_high": r["high"], "p_floor": bootstrap_p_floor(r["n_used"]),
+                "test": f"{TEST_NAMES[test]} ({n_resamples})"}
+    r = obuchowski_test(y, sa, sb, groups, alpha) if test == "obuchowski" else delong_paired(y, sa, sb, alpha)
+    return {"auc_a": r.auc_a, "auc_b": r.auc_b, "diff": r.diff, "z": r.z, "p": r.p, "ci_low": r.ci_low,
+            "ci_high": r.ci_high, "p_floor": 0.0, "test": TEST_NAMES[test]}
+
+
+def bootstrap_p_floor(n_used: int) -> float:
+    """The smallest p-value the paired bootstrap can report with `n_used` resamples: 2 / (B + 1)."""
+    return min(1.0, 2.0 / (n_used + 1)) if n_used else float("nan")
+
+
 def compare_predictions(
     a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("A", "B"), n_resamples: int = 1000,
-    seed: int = 0, no_finding: str = "max",
+    seed: int = 0, no_finding: str = "max", test: PerClassTest = "auto", alpha: float = 0.05,
+    calibration: tuple[dict | None, dict | None] = (None, None),
 ) -> pd.DataFrame:
-    """One row per finding, one for No Finding and one for the macro AUROC: AUCs, difference A - B, test, p."""
+    """One row per finding, one for No Finding and one for the macro AUROC: AUCs, difference A - B, its
+    (1 - alpha) CI, p, Holm-adjusted p (over the five findings and No Finding) and the test that ran.
+
+    Per class and for No Finding the test is `test` ("auto": Obuchowski's clustered test when any patient has
+    several films, else DeLong); the macro AUROC always uses the paired patient bootstrap. `p_floor` is the
+    smallest p the row's test can give (2 / (B + 1) for a bootstrap of B resamples, 0 for the analytic tests):
+    a p equal to it reads "p <= p_floor", not an exact value. `calibration` holds each run's Platt
+    calibration (or None): when both are given, the No Finding score uses calibrated probabilities.
+    """
     a, b = align(a, b, names)
+    groups = a["patient_id"].astype(str).to_numpy()
+    method = choose_test(groups, test)
     y, sa, sb = label_matrix(a), score_matrix(a), score_matrix(b)
     rows = []
     for j, k in enumerate(FINDINGS):
-        r = delong_test(y[:, j], sa[:, j], sb[:, j])
-        rows.append({"target": k, "auc_a": r.auc_a, "auc_b": r.auc_b, "diff": r.diff, "z": r.z, "p": r.p,
-                     "test": "DeLong (paired)"})
+        rows.append({"target": k, **paired_class_test(y[:, j], sa[:, j], sb[:, j], groups, method, n_resamples,
+                                                      seed, alpha)})
     nf = a[NO_FINDING].to_numpy()
-    r = delong_test(nf, no_finding_score(sa, no_finding), no_finding_score(sb, no_finding))
-    rows.append({"target": NO_FINDING, "auc_a": r.auc_a, "auc_b": r.auc_b, "diff": r.diff, "z": r.z, "p": r.p,
-                 "test": f"DeLong (paired), score {no_finding}"})
+    calibrated = all(c is not None for c in calibration)
+    ca, cb = (score_matrix(apply_calibration(d, c)) for d, c in zip((a, b), calibration, strict=True)) \
+        if calibrated else (sa, sb)
+    r = paired_class_test(nf, no_finding_score(ca, no_finding), no_finding_score(cb, no_finding), groups, method,
+                          n_resamples, seed, alpha)
+    probs = "calibrated" if calibrated else "raw"
+    rows.append({"target": NO_FINDING, **r, "test": f"{r['test']}, score {no_finding} of {probs} probabilities"})
     table = pd.DataFrame(rows)
     table["p_holm"] = holm_adjust(table["p"].to_numpy())  # across the five findings and No Finding
-    boot = paired_bootstrap_diff(y, sa, sb, a["patient_id"].astype(str).to_numpy(), n_resamples, seed)
+    boot = paired_bootstrap_diff(y, sa, sb, groups, n_resamples, seed, alpha)
     macro = {"target": "macro AUROC", "auc_a": boot["auc_a"], "auc_b": boot["auc_b"], "diff": boot["diff"],
              "z": float("nan"), "p": boot["p"], "p_holm": float("nan"), "ci_low": boot["low"],
-             "ci_high": boot["high"], "test": f"paired patient bootstrap ({n_resamples})"}
+             "ci_high": boot["high"], "p_floor": bootstrap_p_floor(boot["n_used"]),
+             "test": f"{TEST_NAMES['bootstrap']} ({n_resamples})"}
     table = pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
+    table = table[["target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low", "ci_high", "test", "p_floor"]]
     table.insert(0, "b", names[1])
     table.insert(0, "a", names[0])
     return table

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import apply_calibration, calibration_metrics, fit_calibration
 from lungprior.evaluate.stats import (
+    BootstrapCI,
     DegenerateDataWarning,
     auprc,
     auroc,
@@ -48,8 +50,21 @@ def _nan_to_none(x: float) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _ci(est: tuple[float, float, float]) -> dict[str, float | None]:
-    return {"estimate": _nan_to_none(est[0]), "low": _nan_to_none(est[1]), "high": _nan_to_none(est[2])}
+def _ci(est: tuple[float, float, float]) -> dict[str, Any]:
+    """Estimate and interval; a bootstrap interval also keeps its used and skipped resample counts."""
+    out: dict[str, Any] = {"estimate": _nan_to_none(est[0]), "low": _nan_to_none(est[1]),
+                           "high": _nan_to_none(est[2])}
+    if isinstance(est, BootstrapCI):
+        out.update(n_used=est.n_used, n_skipped=est.n_skipped)
+    return out
+
+
+def _zero_width_note(name: str, ci: dict[str, Any]) -> str | None:
+    """A note when a bootstrap interval has zero width (e.g. AUROC 1.0 in every resample)."""
+    if ci["estimate"] is None or ci["low"] is None or ci["low"] != ci["high"]:
+        return None
+    return (f"{name}: AUROC {ci['estimate']:.3f} with a zero-width bootstrap interval (the same value in every "
+            "resample); the interval does not express the uncertainty of a perfect or near-perfect separation")
 
 
 def _operating_point(y_val: np.ndarray | None, s_val: np.ndarray | None, y: np.ndarray, s: np.ndarray) -> dict:
@@ -63,12 +78,18 @@ def _operating_point(y_val: np.ndarray | None, s_val: np.ndarray | None, y: np.n
 
 def evaluation_metrics(
     test: pd.DataFrame, val: pd.DataFrame | None = None, *, n_resamples: int = 1000, seed: int = 0,
-    no_finding: str = "max", alpha: float = 0.05,
+    no_finding: str = "max", alpha: float = 0.05, in_sample: bool = False,
 ) -> dict[str, Any]:
-    """All metrics of one run on `test`; thresholds are chosen on `val` when given."""
+    """All metrics of one run on `test`; thresholds and the Platt calibration are chosen on `val` when given.
+
+    The No Finding score is computed from calibrated probabilities when `val` is given (its AUROC from the raw
+    outputs is kept as `auroc_uncalibrated`). `in_sample`: `test` is the validation split itself, so the
+    thresholds and calibration are evaluated in-sample (noted in the output).
+    """
     check_predictions(test, "test predictions")
     if val is not None:
         check_predictions(val, "validation predictions")
+    calib = fit_calibration(val) if val is not None else None
     groups = test["patient_id"].astype(str).to_numpy()
     y, s = label_matrix(test), score_matrix(test)
     y_val = label_matrix(val) if val is not None else None
@@ -85,29 +106,46 @@ def evaluation_metrics(
             else:
                 entry["auroc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auroc", n_resamples, alpha, seed))
                 entry["auprc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auprc", n_resamples, alpha, seed))
+                notes.append(_zero_width_note(k, entry["auroc"]))
             entry.update(_operating_point(y_val[:, j] if y_val is not None else None,
                                           s_val[:, j] if s_val is not None else None, y[:, j], s[:, j]))
             per_class[k] = entry
         macro = bootstrap_macro_auroc_ci(y, s, groups, n_resamples, alpha, seed)
         nf_y = test[NO_FINDING].to_numpy(dtype=np.int64)
-        nf_s = no_finding_score(s, no_finding)
-        nf: dict[str, Any] = {"method": no_finding, "n_positive": int(nf_y.sum())}
+        s_cal = score_matrix(apply_calibration(test, calib)) if calib is not None else s
+        nf_s = no_finding_score(s_cal, no_finding)
+        nf: dict[str, Any] = {"method": no_finding, "n_positive": int(nf_y.sum()),
+                              "probabilities": "calibrated (Platt, fitted on val)" if calib else "raw outputs"}
         if nf_y.min() == nf_y.max():
             notes.append("No Finding: only one label in the split; AUROC undefined")
             nf.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))
         else:
             nf["auroc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auroc", n_resamples, alpha, seed))
             nf["auprc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auprc", n_resamples, alpha, seed))
-        nf_val = no_finding_score(s_val, no_finding) if s_val is not None else None
+            notes.append(_zero_width_note(NO_FINDING, nf["auroc"]))
+            if calib is not None:  # does calibration change the No Finding AUROC? calibrated - raw
+                nf["auroc_uncalibrated"] = _nan_to_none(auroc(nf_y, no_finding_score(s, no_finding)))
+                if nf["auroc"]["estimate"] is not None and nf["auroc_uncalibrated"] is not None:
+                    nf["auroc_change_from_calibration"] = nf["auroc"]["estimate"] - nf["auroc_uncalibrated"]
+        s_val_cal = score_matrix(apply_calibration(val, calib)) if calib is not None else s_val
+        nf_val = no_finding_score(s_val_cal, no_finding) if s_val_cal is not None else None
         nf.update(_operating_point(val[NO_FINDING].to_numpy(dtype=np.int64) if val is not None else None,
                                   nf_val, nf_y, nf_s))
+    notes = [n for n in notes if n]
     notes.extend(sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateDataWarning)}))
+    if in_sample and val is not None:
+        notes.append("thresholds and calibration were chosen on val and are evaluated on val: sensitivity, "
+                     "specificity and calibration here are in-sample (optimistic)")
     for note in notes:
         warnings.warn(note, DegenerateDataWarning, stacklevel=2)
     return {
         "n_images": len(test),
         "n_patients": int(test["patient_id"].nunique()),
         "bootstrap": {"n_resamples": n_resamples, "alpha": alpha, "seed": seed, "unit": "patient"},
+        "thresholds": {"chosen_on": "val" if val is not None else None, "rule": "Youden", "in_sample": in_sample},
+        "calibration": None if calib is None else {
+            **calib, "in_sample": in_sample,
+            "raw": calibration_metrics(test), "calibrated": calibration_metrics(apply_calibration(test, calib))},
         "per_class": per_class,
         "macro_auroc": _ci(macro),
         "no_finding": nf,

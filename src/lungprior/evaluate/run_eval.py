@@ -14,6 +14,7 @@ from lungprior.classify.predict import predict
 from lungprior.classify.run import EFFICIENCY, excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import CALIBRATION
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning
@@ -43,7 +44,10 @@ def evaluate_run(
     _write_csv(val, run / VAL_PREDICTIONS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateDataWarning)  # recorded in metrics["warnings"]
-        metrics = evaluation_metrics(test, val, n_resamples=n_resamples, seed=seed, no_finding=no_finding)
+        metrics = evaluation_metrics(test, val, n_resamples=n_resamples, seed=seed, no_finding=no_finding,
+                                     in_sample=split == "val")
+    if metrics.get("calibration"):
+        write_json(run / CALIBRATION, {k: metrics["calibration"][k] for k in ("method", "fitted_on", "params")})
     metrics["split"] = split
     metrics["run"] = str(run)
     metrics["config"] = json.loads((run / "config.json").read_text())
@@ -79,16 +83,26 @@ def paired_predictions(
     return (a[~a["image_id"].isin(skip)].reset_index(drop=True), b[~b["image_id"].isin(skip)].reset_index(drop=True))
 
 
+def load_calibration(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A run's Platt calibration (`calibration.json`, fitted on val by `evaluate_run`), or None if absent."""
+    path = Path(run_dir) / CALIBRATION
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def compare_runs(
     run_a: str | os.PathLike[str], run_b: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
-    n_resamples: int = 1000, seed: int = 0, no_finding: str = "max",
+    n_resamples: int = 1000, seed: int = 0, no_finding: str = "max", test: str = "auto",
 ) -> pd.DataFrame:
-    """Paired comparison of two evaluated runs on the same test images; optionally written as CSV + JSON."""
+    """Paired comparison of two evaluated runs on the same test images; optionally written as CSV + JSON.
+
+    `test` is the per-class test (see `compare_predictions`); the table's `test` column names the one that ran.
+    """
     names = (Path(run_a).name, Path(run_b).name)
     if names[0] == names[1]:
         names = (str(run_a), str(run_b))
     table = compare_predictions(*paired_predictions(run_a, run_b), names=names,
-                                n_resamples=n_resamples, seed=seed, no_finding=no_finding)
+                                n_resamples=n_resamples, seed=seed, no_finding=no_finding, test=test,
+                                calibration=(load_calibration(run_a), load_calibration(run_b)))
     if out is not None:
         base = Path(out)
         _write_csv(table, base.with_suffix(".csv"))

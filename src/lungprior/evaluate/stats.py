@@ -1,4 +1,5 @@
-"""Public evaluation statistics: DeLong test/interval, clustered bootstrap, Holm, No Finding score."""
+"""Public evaluation statistics: DeLong and Obuchowski's clustered tests, clustered bootstrap, Holm, No Finding
+score, Platt calibration."""
 
 from __future__ import annotations
 
@@ -6,10 +7,20 @@ from lungprior.evaluate.bootstrap import (
     BootstrapCI,
     bootstrap_macro_auroc_ci,
     bootstrap_metric_ci,
+    bootstrap_seed_mean_auroc_ci,
     cluster_weights,
     paired_bootstrap_diff,
     weighted_auprc,
     weighted_auroc,
+)
+from lungprior.evaluate.calibration import apply_calibration, brier, ece, fit_calibration
+from lungprior.evaluate.clustered import (
+    PairedTest,
+    delong_paired,
+    obuchowski_auc_cov,
+    obuchowski_test,
+    pooled_macro_test,
+    pooled_obuchowski_test,
 )
 from lungprior.evaluate.delong import DeLongResult, delong_auc_cov, delong_ci, delong_test, holm_adjust
 from lungprior.evaluate.scores import (
@@ -25,17 +36,28 @@ __all__ = [
     "BootstrapCI",
     "DeLongResult",
     "DegenerateDataWarning",
+    "PairedTest",
+    "apply_calibration",
     "auprc",
     "auroc",
     "bootstrap_macro_auroc_ci",
     "bootstrap_metric_ci",
+    "bootstrap_seed_mean_auroc_ci",
+    "brier",
     "cluster_weights",
     "delong_auc_cov",
     "delong_ci",
+    "delong_paired",
     "delong_test",
+    "ece",
+    "fit_calibration",
     "holm_adjust",
     "no_finding_score",
+    "obuchowski_auc_cov",
+    "obuchowski_test",
     "paired_bootstrap_diff",
+    "pooled_macro_test",
+    "pooled_obuchowski_test",
     "sens_spec",
     "weighted_auprc",
     "weighted_auroc",

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
-from lungprior.evaluate.run_eval import METRICS, paired_predictions
+from lungprior.evaluate.run_eval import METRICS, load_calibration, paired_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
@@ -56,12 +56,13 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
             warnings.simplefilter("ignore", DegenerateDataWarning)
             t = compare_predictions(*paired_predictions(run["run_dir"], ref["run_dir"]),
                                     names=(run["mask"], "original"), n_resamples=n_resamples, seed=run["seed"],
-                                    no_finding=no_finding)
+                                    no_finding=no_finding,
+                                    calibration=(load_calibration(run["run_dir"]), load_calibration(ref["run_dir"])))
         t.insert(0, "seed", run["seed"])
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
     cols = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low",
-            "ci_high", "test"]
+            "ci_high", "test", "p_floor"]
     if not frames:
         return pd.DataFrame(columns=cols)
     return pd.concat(frames, ignore_index=True).reindex(columns=cols).rename(columns={"a": "mask", "b": "versus"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
-from lungprior.report.findings import findings_sentences, p_column
+from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.headline import headline_html
 
 STYLE = """
@@ -111,24 +112,72 @@ def _overlay(cfg: ExperimentConfig, manifest: Path, masks_dir: Path) -> str:
 
 
 def _auroc_table(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
-    sig = set()
-    for _, r in comparisons.iterrows():
-        p = r[p_column(r["target"])]
-        if pd.notna(p) and p < 0.05:
-            sig.add((r["backbone"], r["seed"], r["mask"], "macro" if r["target"] == "macro AUROC" else r["target"]))
+    """Per backbone x mask x class: the AUROC (one seed: with its 95% patient-bootstrap CI; several seeds: the
+    mean with the range over seeds) and the per-seed comparison with the original images (↑k/n (sig. s))."""
     rows = []
     for (backbone, mask), part in results.groupby(["backbone", "mask"], sort=False):
         row: dict[str, Any] = {"backbone": backbone, "mask": mask}
         for target in (*FINDINGS, "macro", NO_FINDING):
-            t = part[part["class"] == target]
-            if t.empty or t["auroc"].isna().all():
+            t = part[part["class"] == target].dropna(subset=["auroc"])
+            if t.empty:
                 row[target] = "n/a"
                 continue
-            star = any((backbone, s, mask, target) in sig for s in t["seed"])
-            text = f"{t['auroc'].mean():.3f} [{t['ci_low'].mean():.3f}, {t['ci_high'].mean():.3f}]"
-            row[target] = f'<span class="{"sig" if star else ""}">{text}{" *" if star else ""}</span>'
+            if len(t) == 1:
+                text = f"{t['auroc'].iloc[0]:.3f} [{t['ci_low'].iloc[0]:.3f}, {t['ci_high'].iloc[0]:.3f}]"
+            else:
+                text = f"{t['auroc'].mean():.3f} ({t['auroc'].min():.3f}–{t['auroc'].max():.3f})"
+            cmp_target = "macro AUROC" if target == "macro" else target
+            sel = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
+                              & (comparisons["target"] == cmp_target)] if mask != "original" else comparisons[:0]
+            marker, all_sig = seed_marker(sel, cmp_target) if not sel.empty else ("", False)
+            row[target] = (f'<span class="{"sig" if all_sig else ""}">{html.escape(text)}'
+                           f'{" " + html.escape(marker) if marker else ""}</span>')
         rows.append(row)
     return _table(pd.DataFrame(rows))
+
+
+def _auroc_note(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
+    tests = sorted({str(t).split(",")[0] for t in comparisons.get("test", pd.Series(dtype=str)).dropna()
+                    if not str(t).startswith("paired patient bootstrap")})
+    per_class = " / ".join(tests) if tests else "paired test"
+    return ("<p class='note'>One seed: AUROC [95% CI, patient-clustered bootstrap]. Several seeds: mean AUROC "
+            "(lowest–highest over seeds); the seeds share the test films, so the range is not a confidence "
+            "interval. ↑k/n (sig. s): the masked model's AUROC is higher (↓ lower) than on the original images "
+            f"in k of n seeds, significantly (p &lt; 0.05) in s of them; per class and No Finding: Holm-adjusted "
+            f"{html.escape(per_class)} p; macro: paired patient bootstrap p. Bold red: significant in every "
+            "seed in the same direction.</p>")
+
+
+def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per run: No Finding AUROC from calibrated and raw probabilities, mean ECE and Brier raw -> calibrated."""
+    rows = []
+    for r in runs:
+        path = Path(r["run_dir"]) / "metrics.json"
+        if not path.is_file():
+            continue
+        m = json.loads(path.read_text())
+        calib, nf = m.get("calibration"), m.get("no_finding", {})
+        if not calib:
+            continue
+        row = {"backbone": r.get("backbone"), "mask": r.get("mask"), "seed": r.get("seed"),
+               "No Finding AUROC (calibrated)": nf.get("auroc", {}).get("estimate"),
+               "No Finding AUROC (raw)": nf.get("auroc_uncalibrated")}
+        for metric in ("ece", "brier"):
+            for kind in ("raw", "calibrated"):
+                row[f"mean {metric.upper() if metric == 'ece' else 'Brier'} {kind}"] = float(
+                    np.mean([calib[kind][c][metric] for c in FINDINGS]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _calibration_section(runs: list[dict[str, Any]]) -> str:
+    table = calibration_table(runs)
+    if table.empty:
+        return ""
+    return ("<h2>Calibration</h2><p class='note'>Per-class Platt calibration fitted on validation, measured on "
+            "test: expected calibration error (10 bins) and Brier score averaged over the five findings, and the "
+            "No Finding AUROC from calibrated vs raw probabilities (per-class AUROCs do not change).</p>"
+            + _table(table.astype({c: float for c in table.columns[3:]})))
 
 
 def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], data: dict, seg: dict | None) -> Path:
@@ -144,9 +193,8 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
         f"<li>{s}</li>" for s in findings_sentences(results, comparisons)) + "</ul>")
     sections.append(_dataset_section(manifest))
     sections.append(_segmentation_section(cfg, manifest, seg))
-    sections.append("<h2>AUROC per backbone, mask and class</h2><p class='note'>Mean over seeds; 95% CI from a "
-                    "patient-clustered bootstrap. * = differs from the original images (Holm-adjusted paired DeLong "
-                    "p &lt; 0.05; macro: paired bootstrap p &lt; 0.05).</p>" + _auroc_table(results, comparisons))
+    sections.append("<h2>AUROC per backbone, mask and class</h2>" + _auroc_note(results, comparisons)
+                    + _auroc_table(results, comparisons))
     sections.append(_img(figures.auroc_bars(results, "macro", "Macro AUROC (five findings)"), "macro AUROC"))
     if results["mask"].nunique() > 2:
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
@@ -157,10 +205,16 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
         sections.append(f"<p>{html.escape(backbone)}, seed {cfg.training.seeds[0]}</p>"
                         + _img(figures.roc_figure(preds, cfg.evaluation.no_finding), f"ROC {backbone}"))
     sections.append(f"<h2>No Finding</h2><p>Score: {'1 − max p' if cfg.evaluation.no_finding == 'max' else '∏(1 − p)'}"
+                    " of the per-class probabilities after Platt calibration fitted on validation (each run's "
+                    "metrics.json also holds the AUROC from raw outputs; the ROC curves above use raw outputs)."
                     "</p>" + _img(figures.auroc_bars(results, NO_FINDING, "No Finding AUROC"), "No Finding"))
     nf = comparisons[comparisons["target"] == NO_FINDING]
     if not nf.empty:
-        sections.append(_table(nf[["backbone", "seed", "mask", "auc_a", "auc_b", "diff", "p", "p_holm"]]))
+        cols = ["backbone", "seed", "mask", "auc_a", "auc_b", "diff", "ci_low", "ci_high", "p", "p_holm", "test"]
+        sections.append("<p class='note'>Masked (auc_a) vs original (auc_b) per seed; diff with its 95% CI and p "
+                        "from the test named in the last column (Holm-adjusted over the five findings and No "
+                        "Finding).</p>" + _table(nf.reindex(columns=cols)))
+    sections.append(_calibration_section(runs))
     sections.append("<h2>Training efficiency</h2>" + _img(figures.efficiency_figure(efficiency), "efficiency")
                     + _table(efficiency))
     att = results[results["attention_in_lung"].notna()]
