@@ -24,6 +24,7 @@ from lungprior.classify.datamodule import ClassifyData
 from lungprior.classify.history import RunHistory
 from lungprior.classify.module import Classifier, per_finding_auroc
 from lungprior.classify.run import TrainResult
+from lungprior.classify.segsource import SEGMENTATION, segmentation_record
 from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
@@ -33,13 +34,15 @@ log = logging.getLogger("lungprior.classify")
 
 
 def train(
-    cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = ()
+    cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = (),
+    seg_weights: str | None = None,
 ) -> TrainResult:
     """Train (or resume, or return the finished) run described by `cfg` in `cfg.out`.
 
     Rerunning with the same settings continues from `checkpoints/last.ckpt`; a finished run is returned
     without training; a folder holding a run with other settings raises a `LungpriorError`.
     `summary` prints the model summary (default: with `progress`); `callbacks` are extra Lightning callbacks.
+    `seg_weights`: the segmentation checkpoint that made `cfg.masks`, recorded in `segmentation.json`.
     Under DDP, `cfg.batch_size` is per process: W processes train as one process with W x batch size would
     (same sample order and augmentation, BatchNorm statistics over the global batch), up to float rounding.
     """
@@ -60,6 +63,7 @@ def train(
     model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
     if runfiles.rank() == 0:
         write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
+        write_json(run_dir / SEGMENTATION, segmentation_record(cfg.masks, seg_weights))
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
     module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)

@@ -113,7 +113,8 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
         seg_result = segment_manifest(manifest, folder / "seg", backend=seg.backend, weights=weights,
                                       prompt=seg.prompt, batch_size=seg.batch_size, progress=True,
                                       embedding_cache=embeddings if embeddings.is_dir() else None)
-        record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed)
+        record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed,
+                      weights=str(Path(weights).resolve()) if weights else None)
         gt = manifest.parent / "masks"
         if cfg.dataset.kind == "phantom" and gt.is_dir():
             record["quality"] = segmentation_quality(manifest, seg_result.masks_dir, gt)
@@ -149,12 +150,12 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     )
     if not (is_lead() if lead is None else lead):
         if finished_record(folder, key) is None:
-            train(tcfg, progress=False)
+            train(tcfg, progress=False, seg_weights=seg.record.get("weights"))
         return wait_for_stage("run", folder, key)
 
     def work(run: Path) -> dict[str, Any]:
         with lightning_quiet():
-            train(tcfg, progress=True, summary=False)
+            train(tcfg, progress=True, summary=False, seg_weights=seg.record.get("weights"))
         ev = cfg.evaluation
         evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
                      max_cam=ev.max_cam, progress=False)
