@@ -57,6 +57,7 @@ def _hidden(path: Path, root: Path) -> bool:
 
 def _manifest_films(path: Path) -> list[tuple[str | None, Path, float | None]]:
     df = read_csv(path)
+    df.attrs["root"] = str(path.resolve().parent)
     missing = [c for c in ("image_id", "path") if c not in df.columns]
     if missing:
         raise LungpriorError(f"{path}: a manifest needs the columns image_id and path (missing {', '.join(missing)})")
