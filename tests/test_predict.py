@@ -227,3 +227,27 @@ def test_index_page_loads_in_headless_chromium(batch) -> None:
     assert len(images) == 3 and all(done and width > 0 for done, width in images)
     assert sorted(ids) == ["a", "b", "c"] and top == sorted(top, reverse=True)
     assert errors == 1
+
+
+def test_loggers_asked_for(tmp_path: Path, bench: Path) -> None:
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from lungprior.classify.train import make_loggers
+
+    base = {"manifest": str(bench / "manifest.csv"), "out": str(tmp_path)}
+    default = make_loggers(TrainConfig(**base), tmp_path)
+    assert [type(lg) for lg in default] == [CSVLogger, TensorBoardLogger]
+    assert [type(lg) for lg in make_loggers(TrainConfig(**base, loggers="csv"), tmp_path)] == [CSVLogger]
+    with pytest.raises(LungpriorError, match="unknown --logger 'neptune'"):
+        TrainConfig(**base, loggers="csv,neptune")
+    for name in ("mlflow", "wandb"):
+        if importlib.util.find_spec(name) is None:
+            with pytest.raises(LungpriorError, match=f"needs the {name} package"):
+                make_loggers(TrainConfig(**base, loggers=f"csv,{name}"), tmp_path)
+        else:
+            assert len(make_loggers(TrainConfig(**base, loggers=f"csv,{name}"), tmp_path)) == 2
+    result = CliRunner().invoke(app, ["train", "--manifest", str(bench / "manifest.csv"), "--out", str(tmp_path / "r"),
+                                      "--logger", "csv", "--logger", "nope"])
+    assert result.exit_code == 2 and "unknown --logger 'nope'" in result.output
