@@ -251,3 +251,63 @@ def test_loggers_asked_for(tmp_path: Path, bench: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--manifest", str(bench / "manifest.csv"), "--out", str(tmp_path / "r"),
                                       "--logger", "csv", "--logger", "nope"])
     assert result.exit_code == 2 and "unknown --logger 'nope'" in result.output
+
+
+def test_segmentation_record_and_what_predict_makes_of_it(tight_run: Path, bench: Path, tmp_path: Path) -> None:
+    from lungprior.classify.segsource import SEGMENTATION, segmentation_record
+    from lungprior.predict.segmenter import resolve_segmentation
+    from lungprior.segment.infer.prompts import AutoPromptConfig
+    from lungprior.segment.infer.settings import run_settings
+    from lungprior.segment.weights import LITEMEDSAM_SHA256
+
+    assert json.loads((tight_run / SEGMENTATION).read_text())["source"] == "masks_dir"  # written by train
+    seg = tmp_path / "seg"
+    (seg / "masks").mkdir(parents=True)
+    (seg / "segment.json").write_text(json.dumps(run_settings("litemedsam", None, "auto", "auto", AutoPromptConfig())))
+    record = segmentation_record(seg / "masks")
+    assert record["source"] == "model" and record["weights_sha256"] == LITEMEDSAM_SHA256 and record["prompt"] == "auto"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / SEGMENTATION).write_text(json.dumps(record))
+    cfg = TrainConfig.from_json(tight_run / "config.json")
+    settings = resolve_segmentation(run, cfg)
+    assert settings.backend == "litemedsam" and settings.weights is None and settings.prompt == "auto"
+    (run / SEGMENTATION).write_text(json.dumps({**record, "weights_sha256": "ab" * 32}))
+    with pytest.raises(LungpriorError, match="pass --seg-weights PATH"):
+        resolve_segmentation(run, cfg)
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"not the weights")
+    with pytest.raises(LungpriorError, match="SHA-256 differs"):
+        resolve_segmentation(run, cfg, weights=other)
+
+
+def test_a_killed_batch_resumes(batch, tight_run: Path, films: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference, _ = batch
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "lungprior.cli.main", "predict", str(films), "--run", str(tight_run),
+           "--out", str(out), "--seg-backend", "litemedsam", "--seg-engine", "torch"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        path = out / "predictions.csv"
+        if path.is_file() and len(path.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the batch ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(pd.read_csv(out / "predictions.csv"))
+    assert 1 <= done_before < 3
+    result = predict_films(tight_run, [films], out, seg_backend="litemedsam", seg_engine="torch")
+    assert result.skipped == done_before and result.scored == 3 - done_before
+    got = pd.read_csv(out / "predictions.csv").drop(columns=["path"])
+    want = pd.read_csv(reference / "predictions.csv").drop(columns=["path"])
+    pd.testing.assert_frame_equal(got, want)
+    assert pd.read_csv(out / "errors.csv")["image_id"].tolist() == ["broken"]
