@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--backbone", default="densenet121")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: PyTorch classifier + segmentation on the GPU")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,23 +61,27 @@ def main() -> None:
         warm = films / "warm"
         warm.mkdir()
         Image.open(next(films.glob("*.png"))).save(warm / "w.png")
-        for engine in ("torch", "onnx"):  # exports and caches outside the clock
-            predict_films(run, [warm], root / f"warm-{engine}", engine=engine, onnx_model=None)
+        cuda = args.device.startswith("cuda")
+        engines = (("torch", True), ("torch", False)) if cuda else (("torch", True), ("onnx", False))
+        for engine in {e for e, _ in engines}:  # exports, caches and CUDA warm-up outside the clock
+            predict_films(run, [warm], root / f"warm-{engine}", engine=engine, device=args.device,
+                          seg_engine="torch" if cuda else "auto")
         print(f"{args.n} films, 1024 px PNG, {args.backbone} {args.image_size} px tight, LiteMedSAM auto, "
               f"torch threads {torch.get_num_threads()}")
-        for engine, cam in (("torch", True), ("onnx", False)):
-            out = root / f"out-{engine}"
+        for engine, cam in engines:
+            out = root / f"out-{engine}-{cam}"
             (out / "onnx").mkdir(parents=True)
             for f in (root / f"warm-{engine}" / "onnx").glob("*"):
                 (out / "onnx" / f.name).write_bytes(f.read_bytes())
             start = time.perf_counter()
-            r = predict_films(run, [p for p in films.glob("*.png")], out, engine=engine, cam=cam, page=True)
+            r = predict_films(run, [p for p in films.glob("*.png")], out, engine=engine, cam=cam, page=True,
+                              device=args.device, seg_engine="torch" if cuda else "auto")
             wall = time.perf_counter() - start
             s = r.seconds
             work = sum(s[k] for k in ("decode", "segment", "classify", "cam", "figure"))
             shares = "  ".join(f"{k} {100 * s[k] / work:.0f} %" for k in ("decode", "segment", "classify", "cam",
                                                                           "figure"))
-            print(f"engine {engine:5s} cam {'on ' if cam else 'off'}: {r.processed / work:.3f} films/s "
+            print(f"{args.device} engine {engine:5s} cam {'on ' if cam else 'off'}: {r.processed / work:.3f} films/s "
                   f"({r.processed / wall:.3f} with model loading and the page); {shares}")
 
 

@@ -179,6 +179,25 @@ def test_qc_failure_is_scored_only_when_allowed(original_run: Path, tmp_path: Pa
     np.testing.assert_allclose(row_onnx[PROBS].to_numpy(float), row[PROBS].to_numpy(float), atol=1e-4)
 
 
+def test_onnx_without_cam_never_builds_the_pytorch_classifier(original_run: Path, tmp_path: Path, monkeypatch) -> None:
+    import lungprior.predict.pipeline as pipeline
+    from lungprior.classify.export import export_run
+
+    exported = export_run(original_run, tmp_path / "model")
+    film = tmp_path / "blank.png"
+    Image.fromarray(np.full((96, 96), 40, dtype=np.uint8)).save(film)
+
+    def no_torch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the PyTorch classifier was built")
+
+    monkeypatch.setattr(pipeline, "TorchClassifier", no_torch)
+    result = predict_films(original_run, [film], tmp_path / "out", engine="onnx", cam=False, allow_qc_fail=True,
+                           onnx_model=exported.onnx)
+    assert result.scored == 1
+    with pytest.raises(AssertionError, match="PyTorch classifier"):
+        predict_films(original_run, [film], tmp_path / "cam", engine="onnx", cam=True, onnx_model=exported.onnx)
+
+
 def test_export_onnx_matches_pytorch_on_films(tight_run: Path, bench: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", "--run", str(tight_run), "--out", str(tmp_path), "--format", "onnx"])
     assert result.exit_code == 0, result.output
