@@ -213,7 +213,8 @@ class _Step:
         try:
             x, view = model_input(image, lungs.mask, self.cfg, spacing)
         except LungpriorError as exc:
-            return {"image_id": film.image_id, "path": str(film.path), "reason": str(exc)}
+            hint = "; pass --spacing-mm" if "spacing" in str(exc) else ""
+            return {"image_id": film.image_id, "path": str(film.path), "reason": f"{exc}{hint}"}
         probs = self.scorer.probabilities(x)[0].astype(np.float64)
         if self.calibration is not None:
             probs = calibrate(probs, self.calibration)
