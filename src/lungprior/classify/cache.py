@@ -147,22 +147,29 @@ def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.nd
     mask is resized with the same filter, so a masked-out pixel (coverage 0) stays exactly 0 in zero fill.
     """
     image, _ = read_image(src.image_path)
+    lungs = read_mask(src.mask_path, shape=image.shape) if src.mask_path is not None else None
+    where = f" ({src.mask_path})" if src.mask_path else ""
+    try:
+        return render_arrays(image, lungs, image_size, spec, src.spacing_mm)
+    except NoUsableMaskError as exc:  # a film left out of every mode's run, named by its mask file
+        raise NoUsableMaskError(f"{exc}{where}") from None
+    except LungpriorError as exc:
+        raise LungpriorError(f"image {src.image_id}: {exc}{where}") from None
+
+
+def render_arrays(
+    image: np.ndarray, lungs: np.ndarray | None, image_size: int, spec: MaskSpec, spacing_mm: float | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`render_item` on arrays already read: float [0, 1] image and bool lung mask of the same size."""
     coverage = None
-    if src.mask_path is not None:
-        lungs = read_mask(src.mask_path, shape=image.shape)
+    if lungs is not None:
         tight = tight_mask(lungs)
         if not tight.any():  # in every mode, so runs with and without a mask prior see the same films
-            raise NoUsableMaskError(f"empty lung mask ({src.mask_path})")
-        try:
-            weight = prior_weight(lungs, spec, src.spacing_mm)
-        except NoUsableMaskError as exc:
-            raise NoUsableMaskError(f"{exc} ({src.mask_path})") from None
-        except LungpriorError as exc:
-            raise LungpriorError(f"image {src.image_id}: {exc} ({src.mask_path})") from None
-        image = apply_prior(image, weight, spec.fill)
+            raise NoUsableMaskError("empty lung mask")
+        image = apply_prior(image, prior_weight(lungs, spec, spacing_mm), spec.fill)
         coverage = _to_uint8(_resize(tight.astype(np.float32), image_size))
     elif spec.needs_mask:
-        raise LungpriorError(f"image {src.image_id}: --mode {spec.mode} needs a lung mask")
+        raise LungpriorError(f"--mode {spec.mode} needs a lung mask")
     return _to_uint8(_resize(image, image_size)), coverage
 
 

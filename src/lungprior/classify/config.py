@@ -17,8 +17,9 @@ STRATEGIES: tuple[str, ...] = ("auto", "ddp")
 PRECISIONS: tuple[str, ...] = ("auto", "32", "16-mixed", "bf16-mixed")
 #: Settings that may change when a killed or finished run is continued; all others must match the run's own.
 RUNTIME_FIELDS: tuple[str, ...] = (
-    "out", "epochs", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers", "cache",
+    "out", "epochs", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers", "cache", "loggers",
 )
+LOGGERS: tuple[str, ...] = ("tensorboard", "csv", "mlflow", "wandb")
 CACHE_DIRNAME = ".lungprior-cache"
 
 
@@ -58,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     limit_train: int | None = None
     cache: str | None = None
+    loggers: str = "csv,tensorboard"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "manifest", str(self.manifest))
@@ -85,9 +87,15 @@ class TrainConfig:
             self.devices == "auto" or (self.devices.isdigit() and int(self.devices) >= 1),
             f"--devices must be a positive number or 'auto', got {self.devices!r}",
         )
+        for name in self.logger_names():
+            _choice("logger", name, LOGGERS)
         _choice("accelerator", self.accelerator, ACCELERATORS)
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("precision", self.precision, PRECISIONS)
+
+    def logger_names(self) -> list[str]:
+        """The experiment loggers asked for (`loggers` is comma-separated)."""
+        return [n.strip().lower() for n in self.loggers.split(",") if n.strip()]
 
     def mask_spec(self) -> MaskSpec:
         """The masking mode and parameters as a `MaskSpec`."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from lungprior.classify import run as runfiles
 from lungprior.classify.backbone import check_backbone, create_backbone
@@ -25,6 +27,7 @@ from lungprior.classify.history import RunHistory
 from lungprior.classify.memory import PeakRSS
 from lungprior.classify.module import Classifier, per_finding_auroc
 from lungprior.classify.run import TrainResult
+from lungprior.classify.segsource import SEGMENTATION, segmentation_record
 from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
@@ -35,13 +38,15 @@ log = logging.getLogger("lungprior.classify")
 
 
 def train(
-    cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = ()
+    cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = (),
+    seg_weights: str | None = None,
 ) -> TrainResult:
     """Train (or resume, or return the finished) run described by `cfg` in `cfg.out`.
 
     Rerunning with the same settings continues from `checkpoints/last.ckpt`; a finished run is returned
     without training; a folder holding a run with other settings raises a `LungpriorError`.
     `summary` prints the model summary (default: with `progress`); `callbacks` are extra Lightning callbacks.
+    `seg_weights`: the segmentation checkpoint that made `cfg.masks`, recorded in `segmentation.json`.
     Under DDP, `cfg.batch_size` is per process: W processes train as one process with W x batch size would
     (same sample order and augmentation, BatchNorm statistics over the global batch), up to float rounding.
     """
@@ -53,6 +58,7 @@ def train(
         log.info("%s: run already finished (%d epochs); not retraining", run_dir, done.epochs_run)
         return done
     check_backbone(cfg.backbone)
+    check_loggers(cfg)
     prep = prepare(cfg, progress=progress)
     train_ds = make_dataset(cfg, "train", train=True, prepared=prep)
     val_ds = make_dataset(cfg, "val", train=False, prepared=prep)
@@ -66,6 +72,7 @@ def train(
         if len(prep.excluded):
             log.warning("%s: %d film(s) without a usable lung mask left out; see %s", run_dir, len(prep.excluded),
                         run_dir / runfiles.EXCLUDED)
+        write_json(run_dir / SEGMENTATION, segmentation_record(cfg.masks, seg_weights))
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
     module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
@@ -131,10 +138,7 @@ def _trainer(
 ) -> L.Trainer:
     cuda = cfg.accelerator in ("auto", "gpu") and torch.cuda.is_available()
     precision = cfg.precision if cfg.precision != "auto" else ("16-mixed" if cuda else "32")
-    loggers = [
-        CSVLogger(run_dir, name="csv"),
-        TensorBoardLogger(run_dir, name="tensorboard", default_hp_metric=False),
-    ]
+    loggers = make_loggers(cfg, run_dir)
     if progress:
         callbacks = [*callbacks, RichProgressBar()]
     try:
@@ -160,6 +164,38 @@ def _trainer(
     for lg in loggers:
         lg.log_hyperparams(cfg.to_dict())
     return trainer
+
+
+def check_loggers(cfg: TrainConfig) -> None:
+    """One clear error when MLflow or W&B is asked for but not installed."""
+    for name in cfg.logger_names():
+        if name in ("mlflow", "wandb") and importlib.util.find_spec(name) is None:
+            raise LungpriorError(f"--logger {name} needs the {name} package (pip install {name})")
+
+
+def make_loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:
+    """TensorBoard (`RUN/tensorboard/`), CSV (`RUN/csv/`), and MLflow or Weights & Biases when installed.
+
+    MLflow logs to `$MLFLOW_TRACKING_URI`, else `RUN/mlruns`; W&B to project `lungprior` (`$WANDB_MODE=offline`
+    keeps it local, in `RUN/wandb/`).
+    """
+    check_loggers(cfg)
+    loggers: list[Logger] = []
+    for name in cfg.logger_names():
+        if name == "tensorboard":
+            loggers.append(TensorBoardLogger(run_dir, name="tensorboard", default_hp_metric=False))
+        elif name == "csv":
+            loggers.append(CSVLogger(run_dir, name="csv"))
+        elif name == "mlflow":
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").resolve().as_uri()
+            loggers.append(MLFlowLogger(experiment_name="lungprior", run_name=run_dir.name, tracking_uri=uri))
+        else:
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(project="lungprior", name=run_dir.name, save_dir=str(run_dir)))
+    return loggers
 
 
 def _result(

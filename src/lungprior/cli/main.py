@@ -40,6 +40,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.train",
     "lungprior.cli.evaluate",
     "lungprior.cli.experiment",
+    "lungprior.cli.predict",
+    "lungprior.cli.export",
+    "lungprior.cli.chexmask",
 )
 
 

@@ -56,6 +56,9 @@ def train_command(
     cache: Path = typer.Option(
         None, "--cache", help="Input cache folder (default: .lungprior-cache beside the manifest)."
     ),
+    logger: list[str] = typer.Option(
+        None, "--logger", help="tensorboard, csv, mlflow or wandb; repeat for several (default: tensorboard and csv)."
+    ),
 ) -> None:
     """Train a multi-label CNN on the five findings; writes weights, logs and efficiency.json to --out."""
     from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
@@ -68,6 +71,7 @@ def train_command(
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
         pretrained=pretrained, devices=devices, accelerator=accelerator, strategy=strategy, num_nodes=num_nodes,
         precision=precision, workers=workers, seed=seed, limit_train=limit_train, cache=str(cache) if cache else None,
+        loggers=",".join(logger) if logger else "csv,tensorboard",
     )
     output_dir(out)
     result = train(cfg)

@@ -97,8 +97,10 @@ class FinetuneSettings(_Strict):
 
 
 class SegmentationSettings(_Strict):
-    source: Literal["model", "ground_truth", "masks_dir"] = "model"
+    source: Literal["model", "ground_truth", "masks_dir", "chexmask"] = "model"
     masks_dir: str | None = None
+    file: str | None = None  # source chexmask: the CheXmask table
+    min_rca: float = Field(0.7, ge=0.0, le=1.0)
     backend: Literal["litemedsam", "medsam"] = "litemedsam"
     checkpoint: str | None = None
     finetune: FinetuneSettings | None = None
@@ -113,6 +115,8 @@ class SegmentationSettings(_Strict):
             raise ValueError("check_films is for source 'ground_truth' (a model source segments every film)")
         if self.source == "masks_dir" and not self.masks_dir:
             raise ValueError("source 'masks_dir' needs 'masks_dir: PATH'")
+        if self.source == "chexmask" and not self.file:
+            raise ValueError("source 'chexmask' needs 'file: PATH' (a CheXmask table, e.g. ChestX-Ray8.csv)")
         if self.backend == "medsam" and self.source == "model" and not self.checkpoint:
             raise ValueError("backend 'medsam' needs 'checkpoint: medsam_vit_b.pth'")
         return self

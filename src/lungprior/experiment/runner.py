@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lungprior.experiment.config import ExperimentConfig, MaskSettings
+from lungprior.experiment.config import ExperimentConfig, MaskSettings, SegmentationSettings
 from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import (
     StageOutcome,
@@ -104,10 +104,13 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     """Lung masks for every image: ground truth, a given folder, or (fine-tuned) LiteMedSAM/MedSAM."""
     seg = cfg.segmentation
     manifest = Path(data.record["manifest"])
-    key = content_hash("segmentation", data.hash, seg.model_dump(), file_fingerprint(seg.checkpoint))
+    key = content_hash("segmentation", data.hash, seg.model_dump(), file_fingerprint(seg.checkpoint),
+                       *([file_fingerprint(seg.file)] if seg.file else []))
     if seg.source == "ground_truth":
         return run_stage("segmentation", exp / "segmentation", key,
                          lambda folder: {"masks_dir": str(manifest.parent / "masks"), **_check(cfg, manifest, folder)})
+    if seg.source == "chexmask":
+        return run_stage("segmentation", exp / "segmentation", key, lambda folder: _chexmask(seg, manifest, folder))
     if seg.source == "masks_dir":
         return run_stage("segmentation", exp / "segmentation", key,
                          lambda folder: {"masks_dir": str(Path(seg.masks_dir or "").resolve())})
@@ -135,13 +138,33 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
         seg_result = segment_manifest(manifest, folder / "seg", backend=seg.backend, weights=weights,
                                       prompt=seg.prompt, batch_size=seg.batch_size, progress=True,
                                       embedding_cache=embeddings if embeddings.is_dir() else None)
-        record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed)
+        record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed,
+                      weights=str(Path(weights).resolve()) if weights else None)
         gt = manifest.parent / "masks"
         if cfg.dataset.kind == "phantom" and gt.is_dir():
             record["quality"] = segmentation_quality(manifest, seg_result.masks_dir, gt)
         return record
 
     return run_stage("segmentation", exp / "segmentation", key, work)
+
+
+def _chexmask(seg: SegmentationSettings, manifest: Path, folder: Path) -> dict[str, Any]:
+    """CheXmask's published masks as the segmentation; every run uses the films that have one."""
+    import pandas as pd
+
+    from lungprior.data.chexmask import convert_chexmask
+    from lungprior.data.manifest import read_manifest, write_manifest
+    from lungprior.segment.infer.paths import mask_path_for
+
+    result = convert_chexmask(seg.file or "", manifest, folder / "chexmask", min_rca=seg.min_rca)
+    df = read_manifest(manifest)
+    keep = df["image_id"].map(lambda i: mask_path_for(result.masks_dir, str(i)).is_file())
+    kept = df[keep].copy()
+    kept["path"] = [str((manifest.parent / p).resolve()) if not Path(p).is_absolute() else p
+                    for p in kept["path"].astype(str)]
+    write_manifest(pd.DataFrame(kept), folder / "manifest.csv")
+    return {"masks_dir": str(result.masks_dir), "manifest": str(folder / "manifest.csv"),
+            "excluded": result.excluded, "excluded_csv": str(result.excluded_path)}
 
 
 def run_name(backbone: str, mask: MaskSettings, seed: int) -> str:
@@ -157,12 +180,15 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
 
     t = cfg.training
     spec = mask.spec()
-    key = content_hash("run", data.hash, seg.hash if spec.needs_mask else None, t.model_dump(exclude={"backbones",
+    own_manifest = seg.name == "segmentation" and "manifest" in seg.record  # CheXmask: films that have a mask
+    manifest = seg.record["manifest"] if own_manifest else data.record["manifest"]
+    uses_seg = spec.needs_mask or own_manifest
+    key = content_hash("run", data.hash, seg.hash if uses_seg else None, t.model_dump(exclude={"backbones",
                        "seeds", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers"}),
                        spec.key(), backbone, seed, cfg.evaluation.model_dump())
     folder = exp / "runs" / run_name(backbone, mask, seed)
     tcfg = TrainConfig(
-        manifest=data.record["manifest"], out=str(folder / "train"), mode=spec.mode,
+        manifest=manifest, out=str(folder / "train"), mode=spec.mode,
         masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
         alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
         batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
@@ -171,12 +197,12 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     )
     if not (is_lead() if lead is None else lead):
         if finished_record(folder, key) is None:
-            train(tcfg, progress=False)
+            train(tcfg, progress=False, seg_weights=seg.record.get("weights"))
         return wait_for_stage("run", folder, key)
 
     def work(run: Path) -> dict[str, Any]:
         with lightning_quiet():
-            train(tcfg, progress=True, summary=False)
+            train(tcfg, progress=True, summary=False, seg_weights=seg.record.get("weights"))
         ev = cfg.evaluation
         evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
                      max_cam=ev.max_cam, progress=False)

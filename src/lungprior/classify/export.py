@@ -1,0 +1,132 @@
+"""`export_run`: a run's classifier as ONNX (logits and probabilities) with a JSON model card.
+
+Preprocessing stays outside the graph (see `model_card`): decode the film to grey [0, 1] (bone white), apply the
+run's lung mask at the film's own resolution, resize to S x S (bilinear, aspect not kept), round to 8 bits,
+divide by 255, subtract `mean`, divide by `std`, and feed (B, 1, S, S) float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import lungprior
+from lungprior.classify.backbone import normalisation
+from lungprior.classify.config import TrainConfig
+from lungprior.classify.predict import load_run
+from lungprior.classify.run import EFFICIENCY
+from lungprior.classify.segsource import read_segmentation_record
+from lungprior.data.atomic import atomic_path, write_json
+from lungprior.errors import LungpriorError, one_line
+from lungprior.labels import FINDINGS
+from lungprior.segment.weights import sha256_file
+
+OPSET = 17
+ONNX_FILE = "classifier.onnx"
+CARD_FILE = "model_card.json"
+FORMATS: tuple[str, ...] = ("onnx",)
+
+
+class WithProbabilities(nn.Module):
+    """The backbone with a sigmoid output beside its logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model(x)
+        return logits, torch.sigmoid(logits)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    onnx: Path
+    card: Path
+
+
+def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], fmt: str = "onnx") -> ExportResult:
+    """Write `OUT/classifier.onnx` (dynamic batch axis) and `OUT/model_card.json` for a finished run."""
+    if fmt not in FORMATS:
+        raise LungpriorError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    run = Path(run_dir)
+    model, cfg = load_run(run)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / ONNX_FILE
+    dummy = torch.zeros(1, 1, cfg.image_size, cfg.image_size)
+    try:
+        with atomic_path(onnx_path, suffix=".onnx") as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                WithProbabilities(model).eval(), (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
+                input_names=["image"], output_names=["logits", "probabilities"],
+                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}},
+            )
+    except Exception as exc:  # the exporter raises many types
+        raise LungpriorError(f"{run}: ONNX export failed ({one_line(exc)})") from None
+    card = model_card(run, cfg, onnx_path)
+    write_json(out / CARD_FILE, card)
+    return ExportResult(onnx_path, out / CARD_FILE)
+
+
+def model_card(run: Path, cfg: TrainConfig, onnx_path: Path) -> dict[str, Any]:
+    """Labels, input, normalisation, mask mode, training data, metrics with CIs, versions."""
+    mean, std = normalisation(cfg.backbone)
+    spec = cfg.mask_spec()
+    return {
+        "name": f"lungprior {cfg.backbone} ({spec.key()})",
+        "lungprior_version": lungprior.__version__,
+        "file": onnx_path.name,
+        "sha256": sha256_file(onnx_path),
+        "opset": OPSET,
+        "labels": list(FINDINGS),
+        "outputs": {"logits": "(B, 5) raw scores", "probabilities": "(B, 5) sigmoid(logits), uncalibrated"},
+        "no_finding": "1 - max of the five probabilities (the default of `lungprior evaluate`)",
+        "input": {
+            "name": "image", "shape": ["batch", 1, cfg.image_size, cfg.image_size], "dtype": "float32",
+            "preprocessing": [
+                "decode to grey levels in [0, 1], bone white (DICOM through its modality and VOI transforms)",
+                "segment the lungs at the film's resolution (see `segmentation`) and apply the mask (`mask`)",
+                f"resize to {cfg.image_size} x {cfg.image_size}, bilinear with antialiasing, aspect not kept",
+                "round to 8 bits, divide by 255",
+                f"subtract mean {mean:.6g}, divide by std {std:.6g}",
+            ],
+            "normalisation": {"mean": mean, "std": std},
+        },
+        "mask": {"mode": spec.mode, "key": spec.key(), "radius_mm": spec.radius_mm, "radius_px": spec.radius_px,
+                 "hull": spec.hull, "alpha": spec.alpha, "fill": spec.fill},
+        "segmentation": read_segmentation_record(run, cfg.masks),
+        "training": {
+            "backbone": cfg.backbone, "pretrained": cfg.pretrained, "manifest": cfg.manifest, "epochs": cfg.epochs,
+            "seed": cfg.seed, "result": _read(run / EFFICIENCY),
+        },
+        "metrics": _metrics(run),
+        "calibration": _read(run / "calibration.json"),
+    }
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _metrics(run: Path) -> dict[str, Any] | None:
+    """Test metrics with their patient-bootstrap CIs, when the run was evaluated."""
+    m = _read(run / "metrics.json")
+    if not isinstance(m, dict):
+        return None
+    return {"split": m.get("split", "test"), "n_images": m.get("n_images"), "n_patients": m.get("n_patients"),
+            "bootstrap": m.get("bootstrap"), "macro_auroc": m.get("macro_auroc"),
+            "per_class": {k: {"auroc": v.get("auroc"), "auprc": v.get("auprc")}
+                          for k, v in (m.get("per_class") or {}).items()},
+            "no_finding": {"auroc": (m.get("no_finding") or {}).get("auroc")}}

@@ -1,0 +1,59 @@
+"""Where a run's lung masks came from (`RUN/segmentation.json`), so new films can be segmented the same way.
+
+The record holds `source` (model | chexmask | masks_dir | none), the masks folder, and for `model` the
+backend, the weights' path (when known) and SHA-256, and the prompt mode, as `lungprior segment` recorded them
+in `segment.json` beside the masks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lungprior.segment.infer.paths import SETTINGS_FILE
+from lungprior.segment.weights import sha256_file
+
+SEGMENTATION = "segmentation.json"
+#: Written by `lungprior chexmask` beside its `masks/` folder.
+CHEXMASK_FILE = "chexmask.json"
+
+
+def segmentation_record(
+    masks_dir: str | os.PathLike[str] | None, weights: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Describe the source of the masks in `masks_dir`; `weights` is the checkpoint path when the caller knows it."""
+    if masks_dir is None:
+        return {"source": "none"}
+    masks = Path(masks_dir).resolve()
+    record: dict[str, Any] = {"masks_dir": str(masks)}
+    settings = _read_json(masks.parent / SETTINGS_FILE)
+    if settings is not None:
+        record.update(source="model", backend=settings.get("backend"), weights_sha256=settings.get("weights_sha256"),
+                      prompt=settings.get("prompt"), weights=None)
+        if "auto" in settings:
+            record["auto"] = settings["auto"]
+        if weights is not None and Path(weights).is_file() and sha256_file(weights) == record["weights_sha256"]:
+            record["weights"] = str(Path(weights).resolve())
+        return record
+    chexmask = _read_json(masks.parent / CHEXMASK_FILE)
+    if chexmask is not None:
+        record.update(source="chexmask", file=chexmask.get("csv"), min_rca=chexmask.get("min_rca"))
+        return record
+    record["source"] = "masks_dir"
+    return record
+
+
+def read_segmentation_record(run_dir: str | os.PathLike[str], masks_dir: str | None) -> dict[str, Any]:
+    """The run's record; a run trained before records existed is described from its masks folder."""
+    stored = _read_json(Path(run_dir) / SEGMENTATION)
+    return stored if stored is not None else segmentation_record(masks_dir)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,120 @@
+"""Scoring one film: the run's input rendering, the classifier (PyTorch or ONNX Runtime), calibration, Grad-CAM."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from lungprior.classify.backbone import normalisation
+from lungprior.classify.cache import render_arrays
+from lungprior.classify.config import TrainConfig
+from lungprior.classify.predict import load_run
+from lungprior.errors import LungpriorError
+from lungprior.labels import FINDINGS
+
+CALIBRATION = "calibration.json"
+
+
+def model_input(
+    image: np.ndarray, lungs: np.ndarray | None, cfg: TrainConfig, spacing_mm: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(1, 1, S, S) float32 network input and the uint8 (S, S) image the network sees, as in training."""
+    spec = cfg.mask_spec()
+    view, _ = render_arrays(image, lungs if spec.needs_mask else None, cfg.image_size, spec, spacing_mm)
+    mean, std = normalisation(cfg.backbone)
+    x = (view.astype(np.float32) / 255.0 - mean) / std
+    return x[None, None].astype(np.float32), view
+
+
+class Classifier(Protocol):
+    name: str
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """(B, 1, S, S) inputs -> (B, 5) sigmoid probabilities."""
+        ...
+
+
+class TorchClassifier:
+    """The run's `model.pt` in PyTorch, under inference mode; also gives Grad-CAM maps."""
+
+    name = "torch"
+
+    def __init__(self, run_dir: str | os.PathLike[str], device: str = "cpu") -> None:
+        self.model, self.cfg = load_run(run_dir)
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self._cam: Any = None
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return torch.sigmoid(self.model(torch.from_numpy(x).to(self.device)).float()).cpu().numpy()
+
+    def cam(self, x: np.ndarray, finding: int) -> np.ndarray:
+        """Grad-CAM (S, S) in [0, 1] of one finding, at the model's last feature stage."""
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        from lungprior.evaluate.cam import target_layer
+
+        if self._cam is None:
+            self._cam = GradCAM(model=self.model, target_layers=[target_layer(self.model)])
+        tensor = torch.from_numpy(x).to(self.device)
+        return np.asarray(self._cam(input_tensor=tensor, targets=[ClassifierOutputTarget(finding)])[0])
+
+
+class OnnxClassifier:
+    """An exported `classifier.onnx` run by ONNX Runtime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise LungpriorError(f"--engine onnx needs onnxruntime ({exc}); use --engine torch") from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(["probabilities"], {"image": x})[0])
+
+
+def read_calibration(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, float]] | None:
+    """Platt parameters per finding from `RUN/calibration.json` (None without the file); bad content raises."""
+    path = Path(run_dir) / CALIBRATION
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        params = data["params"]
+        out = {k: {"a": float(params[k]["a"]), "b": float(params[k]["b"])} for k in FINDINGS if k in params}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LungpriorError(f"{path}: not a calibration file ({exc})") from None
+    if data.get("method", "platt") != "platt":
+        raise LungpriorError(f"{path}: unknown calibration method {data.get('method')!r} (only platt is known)")
+    return out
+
+
+def calibrate(probs: np.ndarray, params: dict[str, dict[str, float]]) -> np.ndarray:
+    """sigmoid(a * logit(p) + b) per finding that has parameters; the others are left as they are."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    out = np.array(probs, dtype=np.float64, copy=True)
+    for k, name in enumerate(FINDINGS):
+        if name in params:
+            z = params[name]["a"] * np.log(p[..., k] / (1 - p[..., k])) + params[name]["b"]
+            out[..., k] = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+def top_finding(probs: np.ndarray) -> int:
+    """Index of the most probable finding (the first on ties)."""
+    values = [(-float(v) if math.isfinite(float(v)) else math.inf) for v in probs]
+    return int(np.argmin(values))

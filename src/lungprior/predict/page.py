@@ -1,0 +1,76 @@
+"""`index.html` of a predict batch: every film, most suspicious first, with its picture and scores."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from lungprior.data.atomic import atomic_open
+from lungprior.labels import FINDINGS
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top;font-size:.9em}
+th{background:#f4f4f4}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.qc td{background:#fff6e5}
+img{max-width:640px;width:100%}
+.top{font-weight:bold;color:#c0392b}
+"""
+
+
+def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd.DataFrame, title: str) -> Path:
+    """Write `OUT/index.html`: scored films by descending top-finding probability, then unscored, then errors."""
+    out = Path(out_dir)
+    scored = table[table["scored"] == "yes"].copy()
+    scored["_top"] = scored[[f"p_{k}" for k in FINDINGS]].astype(float).max(axis=1)
+    scored = scored.sort_values(["_top", "image_id"], ascending=[False, True])
+    rest = table[table["scored"] != "yes"].sort_values("image_id")
+    heads = "".join(f"<th>{html.escape(k)}</th>" for k in (*FINDINGS, "No Finding"))
+    rows = [_row(r, k + 1) for k, (_, r) in enumerate(scored.iterrows())]
+    rows += [_row(r, None) for _, r in rest.iterrows()]
+    err_rows = "".join(
+        f"<tr><td>{html.escape(str(r['image_id']))}</td><td>{html.escape(str(r['path']))}</td>"
+        f"<td>{html.escape(str(r['reason']))}</td></tr>"
+        for _, r in errors.iterrows()
+    )
+    calibrated = "calibrated" if (scored.get("calibrated") == "yes").any() else "uncalibrated"
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(scored)} film(s) scored ({calibrated} probabilities), {len(rest)} not scored, "
+        f"{len(errors)} unreadable. Sorted by the highest finding probability.</p>",
+        f"<table id='films'><thead><tr><th>rank</th><th>film</th>{heads}<th>lung QC</th><th>picture</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>",
+    ]
+    if len(errors):
+        body.append("<h2>Unreadable files</h2><table id='errors'><thead><tr><th>id</th><th>path</th><th>reason</th>"
+                    f"</tr></thead><tbody>{err_rows}</tbody></table>")
+    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+    path = out / "index.html"
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def _row(r: pd.Series, rank: int | None) -> str:
+    cells = []
+    top = str(r.get("top_finding", ""))
+    for k in FINDINGS:
+        v = r.get(f"p_{k}")
+        text = f"{float(v):.3f}" if r["scored"] == "yes" and pd.notna(v) and str(v) != "" else "–"
+        cells.append(f"<td class='num{' top' if k == top else ''}'>{text}</td>")
+    nf = r.get("p_no_finding")
+    cells.append(f"<td class='num'>{float(nf):.3f}</td>" if r["scored"] == "yes" and pd.notna(nf) else "<td>–</td>")
+    qc = html.escape(str(r["qc_flag"])) + (f": {html.escape(str(r['qc_reason']))}" if str(r["qc_reason"]) else "")
+    status = "" if r["scored"] == "yes" else f"<br><em>{html.escape(str(r['status']))}</em>"
+    picture = str(r.get("figure", ""))
+    alt = html.escape(str(r["image_id"]))
+    img = f"<img src='{html.escape(picture)}' alt='{alt}' loading='eager'>" if picture else ""
+    cls = " class='qc'" if str(r["qc_flag"]) != "ok" else ""
+    return (f"<tr{cls}><td class='num rank'>{rank or ''}</td><td>{html.escape(str(r['image_id']))}{status}</td>"
+            f"{''.join(cells)}<td>{qc}</td><td>{img}</td></tr>")
