@@ -145,9 +145,12 @@ def test_max_side_downsizes_films_and_masks(tmp_path: Path) -> None:
     films = {"big.png": {"lungs": [("Right Lung", 8, 6, 60, 36, "rgba"), ("Left Lung", 10, 56, 56, 38, "rgba")],
                          "shape": (80, 100)}}
     csv = make_dataset(tmp_path / "ds", films)
-    result = build_structure_segdata(csv, out_dir=tmp_path / "out", max_side=50, val_fraction=0, test_fraction=0)
-    df = read_seg_manifest(result.manifest_path)
-    image = Image.open(df["path"][0])
+    build_structure_segdata(csv, out_dir=tmp_path / "out", max_side=50, val_fraction=0, test_fraction=0)
+    moved = tmp_path / "moved"
+    (tmp_path / "out").rename(moved)  # self-contained: paths are relative to the folder
+    df = read_seg_manifest(moved / "manifest.csv")
+    assert df["path"][0] == "images/big.png"
+    image = Image.open(resolve(df, df["path"][0]))
     assert image.size == (50, 40)
     assert read_mask(resolve(df, df["mask_path"][0])).shape == (40, 50)
 

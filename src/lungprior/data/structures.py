@@ -223,22 +223,23 @@ def _import_film(
             mask, problem = _union(rows, base, shape, image_id, notes)
             if problem is None:
                 extra[key] = mask
-    film_path: Path = path.resolve()
-    if max_side is not None and max(shape) > max_side:
-        ratio = max_side / max(shape)
-        size = (max(1, round(shape[1] * ratio)), max(1, round(shape[0] * ratio)))
-        small = cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        film_path = out / "images" / f"{image_id}.png"
-        write_png(film_path, np.rint(np.clip(small, 0, 1) * 255).astype(np.uint8))
-        lung = _resize_mask(lung, size)
-        extra = {k: _resize_mask(v, size) for k, v in extra.items()}
+    film_path = str(path.resolve())
+    if max_side is not None:  # a self-contained copy: films (downsized when larger) beside the masks
+        if max(shape) > max_side:
+            ratio = max_side / max(shape)
+            size = (max(1, round(shape[1] * ratio)), max(1, round(shape[0] * ratio)))
+            image = cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            lung = _resize_mask(lung, size)
+            extra = {k: _resize_mask(v, size) for k, v in extra.items()}
+        write_png(out / "images" / f"{image_id}.png", np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        film_path = f"images/{image_id}.png"
     write_mask(out / "masks" / f"{image_id}.png", lung)
     for key, mask in extra.items():
         write_mask(out / "structures" / key / f"{image_id}.png", mask)
     spacing = meta.pixel_spacing_mm
     if spacing is not None and max_side is not None and max(shape) > max_side:
         spacing = float(spacing) * max(shape) / max_side
-    row = {"image_id": image_id, "path": str(film_path.resolve()), "mask_path": f"masks/{image_id}.png",
+    row = {"image_id": image_id, "path": film_path, "mask_path": f"masks/{image_id}.png",
            "pixel_spacing_mm": spacing}
     return row, None, notes
 
