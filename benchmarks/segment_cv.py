@@ -176,7 +176,8 @@ def main() -> None:
         by_view[arm] = result.summary["by_view"]
     timing = {"encode_s": t_encode, "train_s": t_train, "total_s": time.perf_counter() - start}
     write_json(out / "cv.json", {"args": vars(args), "summaries": summaries, "by_view": by_view, "losses": losses,
-                                 "timing": timing, "folds": {str(i): int(f) for i, f in zip(df["image_id"], fold, strict=False)}})
+                                 "timing": timing,
+                                 "folds": {str(i): int(f) for i, f in zip(df["image_id"], fold, strict=True)}})
     lines = [f"{args.folds}-fold patient-level CV, {len(df)} films, {df['patient_id'].nunique()} patients, "
              f"recipe {args.recipe}, {args.views} views, {args.epochs} epochs, device {args.device}", ""]
     lines += [*table(summaries, "arm"), ""]

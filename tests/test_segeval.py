@@ -77,7 +77,8 @@ def _run(tmp_path: Path) -> tuple[Path, Path]:
     qc = []
     for k, shift in enumerate([0, 2, 20, 40]):
         image_id = f"f{k}.png"
-        Image.fromarray((np.random.default_rng(k).random((H, W)) * 255).astype(np.uint8)).save(tmp_path / "img" / image_id)
+        film = (np.random.default_rng(k).random((H, W)) * 255).astype(np.uint8)
+        Image.fromarray(film).save(tmp_path / "img" / image_id)
         Image.fromarray(lungs().astype(np.uint8) * 255).save(tmp_path / "gt" / f"f{k}.png")
         Image.fromarray(lungs(shift).astype(np.uint8) * 255).save(tmp_path / "run" / "masks" / f"f{k}.png")
         rows.append({"image_id": image_id, "path": f"img/{image_id}", "mask_path": f"gt/f{k}.png", "split": "test",
