@@ -49,6 +49,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--views", type=int, default=6, help="augmented views per film (view 0 = the film)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per step")
     p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
                    help="none: zero-shot arms only (no training)")
     p.add_argument("--device", default="cpu")
@@ -143,7 +144,7 @@ def main() -> None:
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i]["truth"])):
             write_arm(out / arm, str(row["image_id"]), predict(base_cascade, base, e, films[i]["image"], truth),
                       qc[arm])
-    settings = FitSettings(epochs=args.epochs, lr=args.lr)
+    settings = FitSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
     losses = {}
     t_train = 0.0
     arms = ARMS if args.recipe != "none" else ARMS[:2]
