@@ -7,6 +7,7 @@ import pytest
 
 from lungprior.errors import LungpriorError, ManifestError
 from lungprior.segment.infer import (
+    QC_COLUMNS,
     AutoPromptConfig,
     lung_candidates,
     mask_name,
@@ -90,17 +91,17 @@ def test_lung_candidates_keep_the_largest_plausible_one_per_side() -> None:
 
 def test_qc_rows_flag_empty_and_implausible_masks() -> None:
     two = _two_lungs()
-    prob = np.where(two, 0.9, 0.1).astype(np.float32)
+    prob = np.where(two, 0.97, 0.1).astype(np.float32)
     ok = qc_row("a", two, prob, "auto")
     assert ok["flag"] == "ok" and ok["reason"] == "" and ok["n_components"] == 2
     assert ok["area_fraction"] == pytest.approx((65 * 32 + 70 * 34) / 1e4)
-    assert ok["lr_area_ratio"] == pytest.approx(65 * 32 / (70 * 34)) and ok["mean_prob"] == pytest.approx(0.9)
+    assert ok["lr_area_ratio"] == pytest.approx(65 * 32 / (70 * 34)) and ok["mean_prob"] == pytest.approx(0.97)
     empty = qc_row("b", np.zeros((50, 50), bool), np.zeros((50, 50)), "whole")
     assert (empty["flag"], empty["reason"], empty["area_fraction"], empty["prompt_source"]) == (
         "empty", "no lung pixels", 0.0, "whole")
     one = two.copy()
     one[:, 50:] = False
-    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.25)"
+    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.75)"
     three = two.copy()
     three[88:98, 44:56] = True  # 1.2 % of the image
     assert qc_row("d", three, prob, "auto")["reason"] == "3 components (> 2)"
@@ -109,7 +110,30 @@ def test_qc_rows_flag_empty_and_implausible_masks() -> None:
     full = np.ones((20, 20), bool)
     row = qc_row("e", full, np.ones((20, 20)), "prior")
     assert row["flag"] == "implausible"  # one blob: counted on the side of its centroid, the other side is empty
-    assert row["reason"] == "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.25)"
+    assert row["reason"] == (
+        "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.75); "
+        "lung covers 1.00 of the image border (> 0.25)"
+    )
+
+
+def test_qc_flags_real_film_failures() -> None:
+    two = _two_lungs()
+    prob = np.where(two, 0.97, 0.1).astype(np.float32)
+    assert qc_row("ok", two, prob, "auto", stability=0.99)["flag"] == "ok"
+    unsure = qc_row("p", two, np.where(two, 0.8, 0.1), "auto")
+    assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.80 (< 0.93)"
+    shaky = qc_row("s", two, prob, "auto", stability=0.9)
+    assert shaky["reason"] == "re-decoding agrees at Dice 0.90 (< 0.96)" and shaky["stability"] == 0.9
+    cut = two.copy()
+    rows, cols = np.nonzero(two[:, :50])
+    r0, c0 = rows.min(), cols.min()
+    cut[r0 + 10 :, c0 + 8 :50] = False  # an L-shaped lung: an opacity cut out of its lower lateral part
+    row = qc_row("c", cut, prob, "auto")
+    assert row["box_fill"] < 0.4 and "fills" in row["reason"]
+    edge = two.copy()
+    edge[:, :3] = True  # a leak along the whole left edge of the film
+    edge[:3, :] = True
+    assert "image border" in qc_row("e", edge, np.where(edge, 0.97, 0.1), "auto")["reason"]
 
 
 def test_prompt_csv_groups_boxes_and_rejects_bad_rows(tmp_path) -> None:
@@ -143,14 +167,13 @@ def test_logs_drop_partial_rows_and_shards_merge(tmp_path) -> None:
     with CsvLog(tmp_path / "errors.shard-0.csv", cols) as log:
         log.append({"image_id": "a", "path": "/x/a.png", "reason": "new"})
         log.append({"image_id": "d", "path": "/x/d.png", "reason": "gone"})
-    with CsvLog(tmp_path / "qc.shard-0.csv", ("image_id", "area_fraction", "n_components", "lr_area_ratio",
-                                              "mean_prob", "prompt_source", "flag", "reason")) as log:
+    with CsvLog(tmp_path / "qc.shard-0.csv", QC_COLUMNS) as log:
         log.append({"image_id": "d", "area_fraction": 0.3, "n_components": 2, "mean_prob": float("nan"),
                     "prompt_source": "auto", "flag": "ok"})
     qc, errors = merge_shards(tmp_path)
     assert errors.read_text().splitlines() == [
         "image_id,path,reason", 'a,/x/a.png,"old reason, with a comma"', "b,/x/b.png,file not found"]
-    assert qc.read_text().splitlines()[1] == "d,0.300000,2,,,auto,ok,"  # d succeeded: its error row is dropped
+    assert qc.read_text().splitlines()[1] == "d,0.300000,2,,,,,,auto,ok,"  # d succeeded: its error row is dropped
     (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
     with pytest.raises(LungpriorError, match="unexpected columns"):
         CsvLog(tmp_path / "bad.csv", cols)
@@ -224,7 +247,9 @@ def test_cascade_derives_lung_boxes_and_falls_back_to_the_prior_box() -> None:
     engine = _RectEngine()
     transform = Transform((256, 256), (256, 256), 256, (1.0, 1.0))
     pred = Cascade(engine, _Backend()).auto(None, transform)
-    assert len(engine.calls) == 2 and [c.shape for c in engine.calls] == [(2, 4), (2, 4)]  # coarse, refined
+    # coarse, refined, and the QC re-decode from boxes around the final lungs
+    assert len(engine.calls) == 3 and [c.shape[1] for c in engine.calls] == [4, 4, 4]
+    assert [c.shape[0] for c in engine.calls[:2]] == [2, 2] and 0.0 <= pred.stability <= 1.0
     priors = prior_boxes((256, 256))
     assert np.allclose(engine.calls[0], priors)
     assert pred.prompt_source == "auto+prior:left"

@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.segdata",
     "lungprior.cli.finetune",
     "lungprior.cli.segment",
+    "lungprior.cli.segeval",
     "lungprior.cli.masks",
     "lungprior.cli.train",
     "lungprior.cli.evaluate",

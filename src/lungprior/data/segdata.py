@@ -3,7 +3,9 @@
 Pairs come from matching file stems (mask suffixes such as `_mask`, `-mask`, `_seg`, `_lungs` are
 tolerated, case-insensitively, with any extension), from separate right/left lung mask folders
 (Montgomery style, merged by logical OR), or from an explicit CSV with columns `image` and `mask`.
-Bad pairs are excluded with a reason; non-binary masks are thresholded at 128 with a warning.
+Bad pairs are excluded with a reason; non-binary masks are thresholded at 128 with a warning, except a
+0/127/255 mask, whose grey 127 means "ignore" (see `lungprior.data.ignore`). Datasets published as
+per-structure crops with a `structure.csv` are imported by `lungprior.data.structures`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from rich.progress import track
 
 from lungprior.console import plain_console
 from lungprior.data.atomic import write_json
-from lungprior.data.io import list_image_files, read_image, read_mask_raw, write_mask
+from lungprior.data.ignore import IGNORE_VALUE, encode_ignore, has_ignore
+from lungprior.data.io import list_image_files, read_image, read_mask_raw, write_mask, write_png
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
 from lungprior.data.splits import patient_split
 from lungprior.errors import ImageReadError, LungpriorError
@@ -119,6 +122,7 @@ def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dic
     except ImageReadError as exc:
         return None, _excluded(pair.image_id, pair.image, "unreadable image", exc.reason), notes
     merged: np.ndarray | None = None
+    ignore: np.ndarray | None = None
     top = 0
     rewrite = len(pair.masks) > 1
     for path in pair.masks:
@@ -132,7 +136,11 @@ def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dic
             return None, _excluded(pair.image_id, path, "size mismatch", detail), notes
         values = np.unique(raw)
         odd = [int(v) for v in values if v not in (0, 255)]
-        if odd:
+        if has_ignore(values):
+            notes.append(f"{path.name}: grey {IGNORE_VALUE} read as ignore (not lung, left out of losses and metrics)")
+            ignore = raw == IGNORE_VALUE if ignore is None else ignore | (raw == IGNORE_VALUE)
+            rewrite = True
+        elif odd:
             shown = ", ".join(map(str, odd[:6])) + (", ..." if len(odd) > 6 else "")
             notes.append(f"{path.name}: non-binary mask (values {shown}) thresholded at 128")
             rewrite = True
@@ -146,7 +154,10 @@ def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dic
     if merged.all():
         notes.append("mask covers the whole image")
     if rewrite:
-        write_mask(out_dir / "masks" / f"{pair.image_id}.png", merged)
+        if ignore is None:
+            write_mask(out_dir / "masks" / f"{pair.image_id}.png", merged)
+        else:
+            write_png(out_dir / "masks" / f"{pair.image_id}.png", encode_ignore(merged, ignore))
         mask_path = f"masks/{pair.image_id}.png"
     else:
         mask_path = str(pair.masks[0].resolve())

@@ -8,8 +8,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from lungprior.segment.base import SegBackend
 from lungprior.segment.infer.engine import Engine
@@ -37,6 +39,7 @@ class LungPrediction:
     prob: np.ndarray  # float32 (H, W): highest probability over the prompts
     boxes: np.ndarray  # (K, 4) the final prompt boxes in original pixels
     prompt_source: str  # auto | auto+prior:<side> | prior | whole | csv
+    stability: float = float("nan")  # auto: Dice of the final masks with a re-decode from boxes around them
 
 
 def work_transform(transform: Transform, size: int = WORK_SIZE) -> Transform:
@@ -60,7 +63,10 @@ class Cascade:
     def _finish(self, logits: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
         probs = self.backend.postprocess(logits, transform)
         prob = probs.max(axis=0).astype(np.float32, copy=False)
-        return LungPrediction(prob > self.config.threshold, prob, boxes, source)
+        mask = prob > self.config.threshold
+        if self.config.fill_holes:
+            mask = ndi.binary_fill_holes(mask)
+        return LungPrediction(mask, prob, boxes, source)
 
     def boxes(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
         """Decode the given boxes (original pixels) together; the mask is the union of their masks."""
@@ -93,4 +99,21 @@ class Cascade:
                 if lung is not None:
                     boxes[side] = edges_to_pixels(box_around(lung, cfg.pad), lung.shape, shape)
         source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
-        return self.boxes(embedding, transform, boxes, source)
+        final = self.boxes(embedding, transform, boxes, source)
+        final.stability = self._stability(embedding, transform, final.mask, shape)
+        return final
+
+    def _stability(self, embedding: torch.Tensor, transform: Transform, mask: np.ndarray, shape: tuple) -> float:
+        """Dice (at the work size) between a mask and a re-decode from padded boxes around its lungs."""
+        work = work_transform(transform)
+        small = cv2.resize(mask.astype(np.uint8), work.original_size[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        labels, count = ndi.label(small, structure=np.ones((3, 3), bool))
+        if count == 0:
+            return 0.0
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.argsort(-sizes)[:2] + 1
+        boxes = np.stack([edges_to_pixels(box_around(labels == k, self.config.pad), small.shape, shape) for k in keep])
+        again = (self.backend.postprocess(self._decode(embedding, transform, boxes), work) > self.config.threshold)
+        again = ndi.binary_fill_holes(again.any(axis=0))
+        total = int(small.sum() + again.sum())
+        return 1.0 if total == 0 else 2.0 * float((small & again).sum()) / total

@@ -36,6 +36,7 @@ class AutoPromptConfig:
     max_area: float = 0.40  # ... and at most this one
     min_height: float = 0.15  # its box is at least this fraction of the image height
     min_side_share: float = 0.75  # at least this fraction of its pixels lies on its side of the midline
+    fill_holes: bool = True  # fill enclosed holes of each lung (opacities the decoder left out)
 
     def __post_init__(self) -> None:
         boxes = np.asarray(self.prior_boxes, dtype=np.float64)

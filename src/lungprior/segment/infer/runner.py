@@ -153,9 +153,10 @@ class _Job:
         b = np.clip(self.boxes[item.image_id], 0.0, [w - 1.0, h - 1.0, w - 1.0, h - 1.0])
         return self.cascade.boxes(embedding, item.transform, b, "csv")
 
-    def _finish(self, item: _Item, mask: np.ndarray, prob: np.ndarray, source: str, reason: str = "") -> None:
+    def _finish(self, item: _Item, mask: np.ndarray, prob: np.ndarray, source: str, reason: str = "",
+                stability: float = float("nan")) -> None:
         write_mask(mask_path_for(self.masks_dir, item.image_id), mask)
-        row = qc_row(item.image_id, mask, prob, source)
+        row = qc_row(item.image_id, mask, prob, source, stability)
         self.qc_log.append({**row, "reason": reason} if reason else row)
         self.done += 1
         self.advance()
@@ -177,7 +178,7 @@ class _Job:
         embeddings = self._embeddings(good)
         for item, embedding in zip(good, embeddings, strict=True):
             pred = self._predict(item, embedding)
-            self._finish(item, pred.mask, pred.prob, pred.prompt_source)
+            self._finish(item, pred.mask, pred.prob, pred.prompt_source, stability=pred.stability)
 
     def _embeddings(self, items: list[_Item]) -> list[torch.Tensor]:
         """(1, C, h, w) per item: encoded in one batch, or, with a cache, looked up there (misses encoded)."""

@@ -1,0 +1,58 @@
+"""How well each QC feature separates bad segmentations (Dice < 0.85) from good ones, on scored films.
+
+    python benchmarks/qc_calibration.py RUN_DIR EVAL_DIR [RUN_DIR EVAL_DIR ...]
+
+RUN_DIR holds a run's qc.csv (`lungprior segment`, or an arm of benchmarks/segment_cv.py) and EVAL_DIR the
+`lungprior segeval` output for it (films.csv). For every feature and direction it prints the threshold that
+flags at most 10 % of the good films and how many bad films that threshold catches, then the current QC
+flags' catch and false-flag rates.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FEATURES = {  # feature -> direction of "bad" ("low" or "high")
+    "box_fill": "low", "stability": "low", "mean_prob": "low", "area_fraction": "low",
+    "lr_area_ratio": "low", "border_touch": "high", "n_components": "high",
+}
+BAD = 0.85
+
+
+def load(pairs: list[str]) -> pd.DataFrame:
+    frames = []
+    for run, ev in zip(pairs[::2], pairs[1::2], strict=True):
+        qc = pd.read_csv(Path(run) / "qc.csv", dtype={"image_id": str})
+        films = pd.read_csv(Path(ev) / "films.csv", dtype={"image_id": str})[["image_id", "dice"]]
+        frames.append(qc.merge(films, on="image_id").assign(run=run))
+    return pd.concat(frames, ignore_index=True)
+
+
+def main() -> None:
+    df = load(sys.argv[1:])
+    bad = df["dice"] < BAD
+    print(f"films {len(df)}  bad (Dice < {BAD}) {int(bad.sum())}  good {int((~bad).sum())}")
+    print("| feature | bad if | threshold (<= 10 % good flagged) | bad caught | good flagged |")
+    print("|---|---|---|---|---|")
+    for feature, direction in FEATURES.items():
+        values = pd.to_numeric(df[feature], errors="coerce").fillna(0.0 if direction == "low" else 1e9)
+        good_values = np.sort(values[~bad].to_numpy())
+        if direction == "low":
+            threshold = float(good_values[int(np.floor(0.10 * len(good_values)))]) if len(good_values) else 0.0
+            flagged = values < threshold
+        else:
+            threshold = float(good_values[int(np.ceil(0.90 * len(good_values))) - 1]) if len(good_values) else 0.0
+            flagged = values > threshold
+        print(f"| {feature} | {direction} | {threshold:.3f} | {int((flagged & bad).sum())}/{int(bad.sum())} | "
+              f"{int((flagged & ~bad).sum())}/{int((~bad).sum())} |")
+    flagged = df["flag"].astype(str) != "ok"
+    print(f"current QC: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
+          f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Patient-level cross-validation of lung segmentation on a segdata folder: zero-shot vs fine-tuned.
+
+    python benchmarks/segment_cv.py --data SEGDATA --folds 5 [--device cuda] [--recipe frozen|full] --out DIR
+
+Every film is encoded once per augmented view (`--views`, view 0 = the film); with the frozen recipe those
+embeddings are reused by every fold, and only the mask decoder (and prompt encoder) is trained per fold.
+The full recipe (`--recipe full`, meant for a GPU) also trains the image encoder, from the same views.
+Held-out films are segmented by the automatic cascade (no ground truth used) and, for reference, with
+the true per-lung boxes. Writes DIR/<arm>/masks + qc.csv, DIR/<arm>_eval/ (`lungprior segeval`), and
+DIR/cv.md, the tables of docs/segmentation.md. Rerunning reuses DIR/cache/ (the embeddings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import GroupKFold
+
+from lungprior.data.atomic import write_json
+from lungprior.data.ignore import read_mask_ignore
+from lungprior.data.io import read_image, write_mask
+from lungprior.data.manifest import read_seg_manifest, resolve
+from lungprior.segment.finetune.data import lung_boxes
+from lungprior.segment.finetune.decoder_fit import FitSettings, Prompts, fit
+from lungprior.segment.finetune.views import make_view
+from lungprior.segment.infer.cascade import Cascade
+from lungprior.segment.infer.engine import TorchEngine, create_engine
+from lungprior.segment.infer.paths import mask_path_for
+from lungprior.segment.infer.qc import QC_COLUMNS, qc_row
+from lungprior.segment.registry import create_backend
+from lungprior.segment.segeval import evaluate_segmentations
+
+ARMS = ("zeroshot", "zeroshot_gtbox", "finetuned", "finetuned_gtbox")
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="segdata folder (manifest.csv with mask_path, patient_id)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--views", type=int, default=6, help="augmented views per film (view 0 = the film)")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per step")
+    p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
+                   help="none: zero-shot arms only (no training)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
+    return p.parse_args()
+
+
+def folds_of(df: pd.DataFrame, k: int) -> np.ndarray:
+    """Fold index per film; all films of a patient share a fold (GroupKFold: deterministic, balanced)."""
+    groups = df["patient_id"].astype(str) if "patient_id" in df.columns else df["image_id"].astype(str)
+    fold = np.zeros(len(df), np.int64)
+    for i, (_, test) in enumerate(GroupKFold(n_splits=k).split(df, groups=groups)):
+        fold[test] = i
+    return fold
+
+
+def encode_views(df, backend, engine, views: int, seed: int, cache: Path, keep_inputs: bool):
+    """Embeddings (N*V, C, h, w) float16, per-view prompts, inputs (N*V, 1, S, S) if asked, per-film data."""
+    cache.mkdir(parents=True, exist_ok=True)
+    prompts, embs, inputs, films = Prompts.empty(), [], [], []
+    for i, row in df.iterrows():
+        image, _ = read_image(resolve(df, row["path"]))
+        truth, ignore = read_mask_ignore(resolve(df, row["mask_path"]), shape=image.shape)
+        films.append({"image": image, "truth": truth, "ignore": ignore})
+        for v in range(views):
+            img_v, mask_v, _ = make_view(image, truth, v, image_id=str(row["image_id"]), seed=seed)
+            tensor, transform = backend.preprocess(img_v)
+            prompts.add(i * views + v, mask_v, transform)
+            if keep_inputs:
+                inputs.append(tensor[:1].to(torch.float16))
+            file = cache / f"{i:04d}_{v}.npy"
+            if file.is_file():
+                embs.append(torch.from_numpy(np.load(file)))
+                continue
+            e = engine.encode(tensor[None])[0].to("cpu", torch.float16)
+            np.save(file, e.numpy())
+            embs.append(e)
+        print(f"encoded {i + 1}/{len(df)}", file=sys.stderr, flush=True)
+    return torch.stack(embs), prompts, (torch.stack(inputs) if keep_inputs else None), films
+
+
+def predict(cascade: Cascade, backend, embedding: torch.Tensor, image: np.ndarray, truth: np.ndarray | None):
+    """Auto-cascade prediction, or one with the true per-lung boxes when `truth` is given."""
+    _, transform = backend.preprocess(image)
+    if truth is None:
+        return cascade.auto(embedding, transform)
+    return cascade.boxes(embedding, transform, lung_boxes(truth), "gt")
+
+
+def write_arm(out: Path, image_id: str, pred, qc_rows: list) -> None:
+    write_mask(mask_path_for(out / "masks", image_id), pred.mask)
+    qc_rows.append(qc_row(image_id, pred.mask, pred.prob, pred.prompt_source, pred.stability))
+
+
+def table(summaries: dict[str, dict], label: str) -> list[str]:
+    lines = [f"| {label} | n | Dice mean | median | p10 | min | < 0.90 | HD95 mean | median | p90 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for arm, s in summaries.items():
+        if not s or s.get("n", 0) == 0:
+            continue
+        d, h = s["dice"], s["hd95"]
+        lines.append(f"| {arm} | {s['n']} | {d['mean']:.3f} | {d['median']:.3f} | {d['p10']:.3f} | {d['min']:.3f} | "
+                     f"{s['below_0.90']} | {h['mean']:.1f} | {h['median']:.1f} | {h['p90']:.1f} |")
+    return lines
+
+
+def main() -> None:
+    args = parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(args.device)
+    manifest = Path(args.data) / "manifest.csv"
+    df = read_seg_manifest(manifest).sort_values("image_id", kind="stable").reset_index(drop=True)
+    df.attrs["root"] = str(manifest.resolve().parent)
+    fold = folds_of(df, args.folds)
+    start = time.perf_counter()
+    base = create_backend("litemedsam", None, device)
+    engine = create_engine(base, "auto" if device.type == "cpu" else "torch")
+    embs, prompts, inputs, films = encode_views(
+        df, base, engine, args.views if args.recipe != "none" else 1, args.seed, out / "cache",
+        keep_inputs=args.recipe == "full",
+    )
+    args.views = args.views if args.recipe != "none" else 1
+    t_encode = time.perf_counter() - start
+    qc = {arm: [] for arm in ARMS}
+    base_cascade = Cascade(TorchEngine(base), base)
+    for i, row in df.iterrows():
+        e = embs[i * args.views][None].float()
+        for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i]["truth"])):
+            write_arm(out / arm, str(row["image_id"]), predict(base_cascade, base, e, films[i]["image"], truth),
+                      qc[arm])
+    settings = FitSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    losses = {}
+    t_train = 0.0
+    arms = ARMS if args.recipe != "none" else ARMS[:2]
+    for k in range(args.folds if args.recipe != "none" else 0):
+        train_films = np.flatnonzero(fold != k)
+        train_views = np.concatenate([np.arange(i * args.views, (i + 1) * args.views) for i in train_films])
+        net = copy.deepcopy(base.model)
+        t0 = time.perf_counter()
+        losses[k] = fit(net, prompts.subset(train_views), settings, seed=args.seed + k, input_size=base.input_size,
+                        embeddings=None if args.recipe == "full" else embs,
+                        inputs=inputs if args.recipe == "full" else None, device=device, amp=device.type == "cuda")
+        t_train += time.perf_counter() - t0
+        tuned = type(base)(net, device)
+        cascade = Cascade(TorchEngine(tuned), tuned)
+        for i in np.flatnonzero(fold == k):
+            if args.recipe == "full":
+                tensor, _ = tuned.preprocess(films[i]["image"])
+                e = TorchEngine(tuned).encode(tensor[None])
+            else:
+                e = embs[i * args.views][None].float()
+            image_id = str(df["image_id"][i])
+            for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i]["truth"])):
+                write_arm(out / arm, image_id, predict(cascade, tuned, e, films[i]["image"], truth), qc[arm])
+        print(f"fold {k + 1}/{args.folds}: last epoch loss {losses[k][-1]:.4f}", file=sys.stderr, flush=True)
+    summaries, by_view = {}, {}
+    for arm in arms:
+        pd.DataFrame(qc[arm], columns=list(QC_COLUMNS)).to_csv(out / arm / "qc.csv", index=False)
+        result = evaluate_segmentations(manifest, out / arm, out / f"{arm}_eval", worst=8, gallery=True)
+        summaries[arm] = result.summary["all"]
+        by_view[arm] = result.summary["by_view"]
+    timing = {"encode_s": t_encode, "train_s": t_train, "total_s": time.perf_counter() - start}
+    write_json(out / "cv.json", {"args": vars(args), "summaries": summaries, "by_view": by_view, "losses": losses,
+                                 "timing": timing,
+                                 "folds": {str(i): int(f) for i, f in zip(df["image_id"], fold, strict=True)}})
+    lines = [f"{args.folds}-fold patient-level CV, {len(df)} films, {df['patient_id'].nunique()} patients, "
+             f"recipe {args.recipe}, {args.views} views, {args.epochs} epochs, device {args.device}", ""]
+    lines += [*table(summaries, "arm"), ""]
+    for view in sorted({v for arm in by_view for v in by_view[arm]}):
+        lines += [*table({arm: by_view[arm].get(view, {}) for arm in arms}, f"{view} films"), ""]
+    lines.append(f"timing (s): {json.dumps({k: round(v, 1) for k, v in timing.items()})}")
+    (out / "cv.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
