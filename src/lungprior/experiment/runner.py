@@ -104,8 +104,10 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     """Lung masks for every image: ground truth, a given folder, or (fine-tuned) LiteMedSAM/MedSAM."""
     seg = cfg.segmentation
     manifest = Path(data.record["manifest"])
-    key = content_hash("segmentation", data.hash, seg.model_dump(), file_fingerprint(seg.checkpoint),
-                       *([file_fingerprint(seg.file)] if seg.file else []))
+    chexmask = seg.source == "chexmask"  # its fields join the key only when used: older stages keep their hash
+    settings = seg.model_dump(exclude=None if chexmask else {"file", "min_rca"})
+    key = content_hash("segmentation", data.hash, settings, file_fingerprint(seg.checkpoint),
+                       *([file_fingerprint(seg.file)] if chexmask else []))
     if seg.source == "ground_truth":
         return run_stage("segmentation", exp / "segmentation", key,
                          lambda folder: {"masks_dir": str(manifest.parent / "masks"), **_check(cfg, manifest, folder)})
