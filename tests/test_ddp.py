@@ -186,7 +186,7 @@ def test_ddp_training_writes_one_run(jobs: dict[str, Job]) -> None:
         assert [p.relative_to(ddp).as_posix() for p in ddp.rglob(name)] == [name]
     assert [p.name for p in (ddp / "csv").iterdir()] == ["version_0"]
     assert [p.name for p in (ddp / "tensorboard").iterdir()] == ["version_0"]
-    assert "Starting with 2 processes" in jobs["train-ddp"].log.read_text(errors="replace")
+    assert "training with 2 processes (gloo)" in jobs["train-ddp"].log.read_text(errors="replace")
 
 
 def test_ddp_training_matches_one_process(jobs: dict[str, Job]) -> None:

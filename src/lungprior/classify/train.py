@@ -88,7 +88,7 @@ def train(
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
     summary = progress if summary is None else summary
-    all_callbacks = [history, best_ckpt, stopper, *callbacks, last_ckpt]
+    all_callbacks = [history, best_ckpt, stopper, _AnnounceProcesses(), *callbacks, last_ckpt]
     with lightning_quiet():  # no accelerator lines or tips on stderr; warnings still show
         trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
     last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
@@ -119,6 +119,15 @@ def train(
         runfiles.write_history(history.epochs, run_dir / runfiles.HISTORY)
         runfiles.write_result(result, run_dir)
     return result
+
+
+class _AnnounceProcesses(Callback):
+    """One stdout line from rank 0 when the process group is up (Lightning's own lines are kept quiet)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+            print(f"training with {world} processes ({torch.distributed.get_backend()})", flush=True)
 
 
 def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: TrainConfig) -> None:
