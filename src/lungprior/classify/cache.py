@@ -1,12 +1,13 @@
 """The on-disk input cache: every image decoded, masked and resized once into a uint8 memmap.
 
 Layout of `<cache_root>/<key>/`: `images.npy` (N, S, S) uint8 masked images, `masks.npy` (N, S, S) uint8 the
-fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known),
-`index.csv` (row -> image_id), `meta.json`, and the `done` marker written last. The key is the SHA-256 of
-everything that determines the pixels: per image its id, path, size, mtime, pixel spacing and mask file
-(path, size, mtime); the image size; `MaskSpec.key()`; `CACHE_VERSION`. A build happens in
-`<key>.partial` under a file lock and is renamed into place when complete, so a cache without `done` is
-never used and a build killed half-way restarts cleanly.
+fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known; cropped like the
+image in `crop` mode), `prior.npy` (N, S, S) uint8 the coverage of the region where a `prior-loss` run
+allows attention (that mode only), `index.csv` (row -> image_id), `meta.json`, and the `done` marker written
+last. The key is the SHA-256 of everything that determines the pixels: per image its id, path, size, mtime,
+pixel spacing and mask file (path, size, mtime); the image size; `MaskSpec.pixel_key()`; `CACHE_VERSION`. A
+build happens in `<key>.partial` under a file lock and is renamed into place when complete, so a cache without
+`done` is never used and a build killed half-way restarts cleanly.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from lungprior.data.atomic import atomic_open, write_json
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
 from lungprior.errors import LungpriorError
-from lungprior.masks import MaskSpec, apply_prior, prior_weight, tight_mask
+from lungprior.masks import MaskSpec, apply_prior, crop_region, penalty_region, prior_weight, tight_mask
 from lungprior.segment.infer.paths import mask_path_for
 
 CACHE_VERSION = 1
@@ -70,6 +71,11 @@ class CacheInfo:
     def masks_path(self) -> Path:
         return self.path / "masks.npy"
 
+    @property
+    def prior_path(self) -> Path:
+        """The `prior-loss` region coverage (exists for that mode only)."""
+        return self.path / "prior.npy"
+
 
 def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | None, spec: MaskSpec) -> list[ItemSource]:
     """One `ItemSource` per manifest row; a missing lung mask (when needed) raises naming the image."""
@@ -93,7 +99,7 @@ def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | Non
 def cache_key(sources: Sequence[ItemSource], image_size: int, spec: MaskSpec) -> str:
     """SHA-256 of everything that determines the cached pixels; a missing image raises naming it."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "size": image_size, "spec": spec.key()}).encode())
+    h.update(json.dumps({"version": CACHE_VERSION, "size": image_size, "spec": spec.pixel_key()}).encode())
     for s in sources:
         parts: list[object] = [s.image_id, s.image_path, *_stat(s.image_id, s.image_path, "image"), s.spacing_mm]
         if s.mask_path is not None:
@@ -140,20 +146,36 @@ def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.nd
 
     The image is squashed to S x S (aspect not kept) with PIL's antialiased bilinear filter; the tight lung
     mask is resized with the same filter, so a masked-out pixel (coverage 0) stays exactly 0 in zero fill.
+    In `crop` mode image and lung mask are first cropped to the same box.
     """
+    image, coverage, _ = render_item_with_prior(src, image_size, spec)
+    return image, coverage
+
+
+def render_item_with_prior(
+    src: ItemSource, image_size: int, spec: MaskSpec
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`render_item` plus the resized `prior-loss` region coverage (None in other modes)."""
     image, _ = read_image(src.image_path)
-    coverage = None
+    coverage = prior = None
     if src.mask_path is not None:
         lungs = read_mask(src.mask_path, shape=image.shape)
         try:
             weight = prior_weight(lungs, spec, src.spacing_mm)
+            box = crop_region(lungs, spec, src.spacing_mm)
+            allowed = penalty_region(lungs, spec, src.spacing_mm)
         except LungpriorError as exc:
             raise LungpriorError(f"image {src.image_id}: {exc} ({src.mask_path})") from None
         image = apply_prior(image, weight, spec.fill)
-        coverage = _to_uint8(_resize(tight_mask(lungs).astype(np.float32), image_size))
+        tight = tight_mask(lungs)
+        if box is not None:
+            image, tight = image[box], tight[box]
+        coverage = _to_uint8(_resize(tight.astype(np.float32), image_size))
+        if allowed is not None:
+            prior = _to_uint8(_resize(allowed.astype(np.float32), image_size))
     elif spec.needs_mask:
         raise LungpriorError(f"image {src.image_id}: --mode {spec.mode} needs a lung mask")
-    return _to_uint8(_resize(image, image_size)), coverage
+    return _to_uint8(_resize(image, image_size)), coverage, prior
 
 
 def open_cache(info: CacheInfo) -> tuple[np.ndarray, np.ndarray | None]:
@@ -174,7 +196,8 @@ def _build(
 ) -> None:
     folder.mkdir(parents=True)
     n = len(sources)
-    for name in ("images.npy", *(("masks.npy",) if has_masks else ())):
+    extra = ("prior.npy",) if spec.mode == "prior-loss" else ()
+    for name in ("images.npy", *(("masks.npy",) if has_masks else ()), *extra):
         arr = np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.uint8, shape=(n, size, size))
         arr.flush()
         del arr
@@ -185,7 +208,7 @@ def _build(
         processes = min(os.cpu_count() or 1, 4) if n >= _PARALLEL_MIN_ITEMS else 1
     errors: list[str] = []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"caching {n} images at {size}px ({spec.key()})", total=n)
+        task = bar.add_task(f"caching {n} images at {size}px ({spec.pixel_key()})", total=n)
         if processes <= 1:
             results: Iterator[tuple[int, list[str]]] = map(_fill_chunk, chunks)
             for done, errs in results:
@@ -202,7 +225,8 @@ def _build(
         pd.DataFrame({"row": range(n), "image_id": [s.image_id for s in sources]}).to_csv(fh, index=False)
     write_json(
         folder / "meta.json",
-        {"version": CACHE_VERSION, "image_size": size, "mask_spec": spec.key(), "rows": n, "has_masks": has_masks},
+        {"version": CACHE_VERSION, "image_size": size, "mask_spec": spec.pixel_key(), "rows": n,
+         "has_masks": has_masks},
     )
 
 
@@ -211,10 +235,11 @@ def _fill_chunk(args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec
     folder, rows, sources, size, spec = args
     images = np.load(folder / "images.npy", mmap_mode="r+")
     masks = np.load(folder / "masks.npy", mmap_mode="r+") if (folder / "masks.npy").is_file() else None
+    priors = np.load(folder / "prior.npy", mmap_mode="r+") if (folder / "prior.npy").is_file() else None
     errors = []
     for row, src in zip(rows, sources, strict=True):
         try:
-            image, coverage = render_item(src, size, spec)
+            image, coverage, prior = render_item_with_prior(src, size, spec)
         except LungpriorError as exc:
             text = str(exc)
             errors.append(text if src.image_id in text else f"image {src.image_id}: {text}")
@@ -222,9 +247,11 @@ def _fill_chunk(args: tuple[Path, list[int], Sequence[ItemSource], int, MaskSpec
         images[row] = image
         if masks is not None and coverage is not None:
             masks[row] = coverage
-    images.flush()
-    if masks is not None:
-        masks.flush()
+        if priors is not None and prior is not None:
+            priors[row] = prior
+    for arr in (images, masks, priors):
+        if arr is not None:
+            arr.flush()
     return len(rows), errors
 
 
