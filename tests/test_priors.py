@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,39 @@ def test_train_predict_evaluate_each_prior(bench: Path, tmp_path: Path, mode: st
         logged = pd.read_csv(next((tmp_path / "run" / "csv").rglob("metrics.csv")))
         share = logged["train_outside_share"].dropna()
         assert len(share) == 1 and 0.0 <= share.iloc[0] <= 1.0
+
+
+def test_penalty_gradients_through_global_batchnorm_match_batchnorm(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DDP's all-reduce BatchNorm (forced, 1-process gloo group) supports the penalty's double backward."""
+    import torch.distributed as dist
+
+    from lungprior.classify import syncbn
+    from lungprior.classify.syncbn import BatchNormSync
+
+    def net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(4 * 12 * 12, 3))
+
+    ref, synced = net(), net()
+    BatchNormSync(cuda=False).apply(synced)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 1, 12, 12, generator=gen)
+    region = (torch.rand(6, 1, 12, 12, generator=gen) > 0.5).float()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        monkeypatch.setattr(syncbn, "_world_size", lambda: 2)  # take the distributed path
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for model in (ref, synced):
+                _, grad = input_gradient(model, x)
+                outside_share(grad, region).mean().backward()
+    finally:
+        dist.destroy_process_group()
+    # the second-order pass runs through the all-reduce's own autograd (summed over processes), not around it
+    assert not [w for w in caught if "autograd kernel was not registered" in str(w.message)]
+    for (name, a), b in zip(synced.named_parameters(), ref.parameters(), strict=True):
+        assert b.grad is not None and b.grad.abs().max() > 0
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
