@@ -143,7 +143,8 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
         manifest=data.record["manifest"], out=str(folder / "train"), mode=spec.mode,
         masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
         alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
-        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
+        prior_weight=spec.prior_weight, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+        patience=t.patience,
         pretrained=t.pretrained, devices=t.devices, accelerator=t.accelerator, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, workers=t.workers, seed=seed, limit_train=t.limit_train,
     )

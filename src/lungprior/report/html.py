@@ -18,6 +18,7 @@ from lungprior.experiment.config import ExperimentConfig
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
 from lungprior.report.findings import findings_sentences, p_column
+from lungprior.report.priors import prior_sections
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -144,6 +145,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
                     "patient-clustered bootstrap. * = differs from the original images (Holm-adjusted paired DeLong "
                     "p &lt; 0.05; macro: paired bootstrap p &lt; 0.05).</p>" + _auroc_table(results, comparisons))
     sections.append(_img(figures.auroc_bars(results, "macro", "Macro AUROC (five findings)"), "macro AUROC"))
+    sections.append(prior_sections(results, efficiency, _table))
     if results["mask"].nunique() > 2:
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
     sections.append("<h2>ROC curves</h2>")
