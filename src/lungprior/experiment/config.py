@@ -28,6 +28,7 @@ class PhantomSettings(_Strict):
     seed: int = 0
     bias: float = Field(0.0, ge=0.0, le=1.0)
     test_bias: float = Field(0.0, ge=0.0, le=1.0)
+    context: float = Field(0.0, ge=0.0, le=1.0)
     prevalence: dict[str, float] | None = None
 
 

@@ -50,7 +50,7 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
         from lungprior.data.phantom import DEFAULT_PREVALENCE, PhantomConfig, generate_benchmark
 
         p = ds.phantom
-        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias,
+        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias, context=p.context,
                              prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
 
         def work(folder: Path) -> dict[str, Any]:
