@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.train",
     "lungprior.cli.evaluate",
     "lungprior.cli.experiment",
+    "lungprior.cli.regime",
 )
 
 
