@@ -51,10 +51,10 @@ def test_load_regime_and_cells(tmp_path: Path) -> None:
     assert {"original", "tight", "loose", "nolung"} <= {m.mode for m in full.masks}
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("context: [0.0, 1.0]", "context: [0.0, 2.0]"))
-    with pytest.raises(LungpriorError, match="regime.context"):
+    with pytest.raises(LungpriorError, match=r"regime\.context"):
         load_regime(bad)
     bad.write_text(SMOKE.read_text().replace("epochs: 1", "epochs: 0"))
-    with pytest.raises(LungpriorError, match="training.epochs"):
+    with pytest.raises(LungpriorError, match=r"training\.epochs"):
         load_regime(bad)
 
 
@@ -68,6 +68,6 @@ def test_regime_smoke_runs_every_cell(tmp_path: Path) -> None:
     assert regime_map["study_pattern"].isin([True, False]).all()
     assert set(regime_map["best_macro_auroc"]) <= {"original", "loose-10mm", "tight"}
     report = (tmp_path / "out" / "cells" / "bias0.9_context1" / "report.html").read_text()
-    assert "Outside-lung AUROC" in report and "Cost per prior" in report
+    assert "Outside-lung AUROC" in report and "Cost per prior" in report and "Which prior for which finding" in report
     again, _ = run_regime(cfg, regime, tmp_path / "out", log=lambda _: None)  # every cell skipped: same tables
     pd.testing.assert_frame_equal(pd.read_csv(again), table)

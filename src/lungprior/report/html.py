@@ -19,6 +19,7 @@ from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
 from lungprior.report.findings import findings_sentences, p_column
 from lungprior.report.priors import prior_sections
+from lungprior.report.recommend import recommendation_section
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -146,6 +147,8 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
                     "p &lt; 0.05; macro: paired bootstrap p &lt; 0.05).</p>" + _auroc_table(results, comparisons))
     sections.append(_img(figures.auroc_bars(results, "macro", "Macro AUROC (five findings)"), "macro AUROC"))
     sections.append(prior_sections(results, efficiency, _table))
+    sections.append(recommendation_section(runs, cfg.evaluation.no_finding, _table,
+                                           n_resamples=cfg.evaluation.bootstrap))
     if results["mask"].nunique() > 2:
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
     sections.append("<h2>ROC curves</h2>")
