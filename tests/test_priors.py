@@ -212,3 +212,26 @@ def test_penalty_gradients_through_global_batchnorm_match_batchnorm(
     for (name, a), b in zip(synced.named_parameters(), ref.parameters(), strict=True):
         assert b.grad is not None and b.grad.abs().max() > 0
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_priors_config_lists_every_prior() -> None:
+    from lungprior.experiment import load_experiment
+    from lungprior.masks import MODES
+
+    cfg = load_experiment(Path(__file__).resolve().parents[1] / "configs" / "priors.yaml")
+    assert {m.mode for m in cfg.masks} == set(MODES)
+    assert cfg.dataset.phantom.context == 0.5 and len(cfg.training.seeds) >= 3
+    loss = next(m for m in cfg.masks if m.mode == "prior-loss")
+    assert loss.spec().key() == "prior-loss-w1-10mm"
+
+
+def test_cli_refuses_bad_prior_settings_in_one_line(bench: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lungprior.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--manifest", str(bench), "--out", str(tmp_path / "r"),
+                                      "--mode", "prior-loss", "--prior-weight", "-1"])
+    assert result.exit_code == 2 and "--prior-weight must be >= 0" in result.output
+    result = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "p"), "--context", "2"])
+    assert result.exit_code == 2 and "--context must be in [0, 1]" in result.output
