@@ -11,6 +11,7 @@ with a 95% interval of the winning radius over the resamples.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def choose(runs: list[dict[str, Any]], *, modes: tuple[str, ...] | None = None, 
                 if any(y.min() == y.max() for y, _ in per_seed):
                     break
                 point.append(np.mean([weighted_auroc(y, s, np.ones((1, len(y))))[0] for y, s in per_seed]))
-                boot.append(np.nanmean([weighted_auroc(y, s, weights) for y, s in per_seed], axis=0))
+                with warnings.catch_warnings():  # a resample without positives of the target: NaN, skipped
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    boot.append(np.nanmean([weighted_auroc(y, s, weights) for y, s in per_seed], axis=0))
             if len(point) < len(priors):
                 continue
             order = np.argsort(point)[::-1]
