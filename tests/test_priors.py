@@ -235,3 +235,27 @@ def test_cli_refuses_bad_prior_settings_in_one_line(bench: Path, tmp_path: Path)
     assert result.exit_code == 2 and "--prior-weight must be >= 0" in result.output
     result = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "p"), "--context", "2"])
     assert result.exit_code == 2 and "--context must be in [0, 1]" in result.output
+
+
+def test_crop_runs_crop_the_lesion_masks_for_the_pointing_game(bench: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from lungprior.evaluate.cam import crop_boxes, lesion_mask
+
+    frame = pd.read_csv(bench, dtype={"image_id": str})
+    lesions = bench.parent / "lesions"
+    image_id = next(i for i in frame["image_id"] if np.asarray(Image.open(lesions / f"{i}.png")).any())
+    bits = np.asarray(Image.open(lesions / f"{image_id}.png"))
+    finding = FINDINGS[int(np.log2(int(bits.max()) & -int(bits.max())))]  # the lowest bit set somewhere
+    cfg = TrainConfig(manifest=str(bench), out=str(tmp_path / "r"), mode="crop", radius_mm=5).resolved()
+    crop = crop_boxes(cfg, frame)
+    assert crop is not None and crop_boxes(TrainConfig(manifest=str(bench), out="o").resolved(), frame) is None
+    box = crop(image_id, bits.shape)
+    src = _source(bench, int(np.flatnonzero(frame["image_id"] == image_id)[0]))
+    _, coverage = render_item(src, 32, MaskSpec("crop", radius_mm=5))
+    lungs = tight_mask(np.asarray(Image.open(bench.parent / "masks" / f"{image_id}.png")) >= 128)
+    assert (lungs[box].sum() == lungs.sum()) and box[0].stop - box[0].start < bits.shape[0]  # a real crop
+    cropped = lesion_mask(lesions, image_id, finding, 32, crop)
+    whole = lesion_mask(lesions, image_id, finding, 32)
+    assert cropped is not None and whole is not None and cropped.sum() > whole.sum()  # magnified like the image
+    assert coverage is not None and (coverage >= 128).sum() > 0

@@ -86,7 +86,7 @@ class MaskSpec:
     def key(self) -> str:
         """A stable text key of the prior (for run names): the pixel key plus the penalty weight."""
         if self.mode == "prior-loss":
-            return f"prior-loss-w{self.prior_weight:g}-{self._radius_text()}"
+            return f"prior-loss-w{self.prior_weight:g}-{self._radius_text()}{'-hull' if self.hull else ''}"
         return self.pixel_key()
 
     def pixel_key(self) -> str:
