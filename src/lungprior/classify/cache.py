@@ -1,13 +1,14 @@
 """The on-disk input cache: every image decoded, masked and resized once into a uint8 memmap.
 
 Layout of `<cache_root>/<key>/`: `images.npy` (N, S, S) uint8 masked images, `masks.npy` (N, S, S) uint8 the
-fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known),
-`index.csv` (row -> image_id), `unusable.csv` (image_id, reason: films whose lung mask is empty, left blank
-in the arrays and left out of every dataset), `meta.json`, and the `done` marker written last. The key is the SHA-256 of
-everything that determines the pixels: per image its id, path, size, mtime, pixel spacing and mask file
-(path, size, mtime); the image size; `MaskSpec.key()`; `CACHE_VERSION`. A build happens in
-`<key>.partial` under a file lock and is renamed into place when complete, so a cache without `done` is
-never used and a build killed half-way restarts cleanly.
+fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known; cropped like the
+image in `crop` mode), `prior.npy` (N, S, S) uint8 the coverage of the region where a `prior-loss` run
+allows attention (that mode only), `index.csv` (row -> image_id), `unusable.csv` (image_id, reason: films whose lung mask is empty, left
+blank in the arrays and left out of every dataset), `meta.json`, and the `done` marker written
+last. The key is the SHA-256 of everything that determines the pixels: per image its id, path, size, mtime,
+pixel spacing and mask file (path, size, mtime); the image size; `MaskSpec.pixel_key()`; `CACHE_VERSION`. A
+build happens in `<key>.partial` under a file lock and is renamed into place when complete, so a cache without
+`done` is never used and a build killed half-way restarts cleanly.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from lungprior.data.atomic import atomic_open, output_dir, output_errors, write_
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
 from lungprior.errors import LungpriorError, NoUsableMaskError
-from lungprior.masks import MaskSpec, apply_prior, prior_weight, tight_mask
+from lungprior.masks import MaskSpec, apply_prior, crop_region, penalty_region, prior_weight, tight_mask
 from lungprior.segment.infer.paths import mask_path_for
 
 CACHE_VERSION = 2  # 2: films without a usable lung mask are listed in unusable.csv, in every mode
@@ -73,6 +74,11 @@ class CacheInfo:
     def masks_path(self) -> Path:
         return self.path / "masks.npy"
 
+    @property
+    def prior_path(self) -> Path:
+        """The `prior-loss` region coverage (exists for that mode only)."""
+        return self.path / "prior.npy"
+
 
 def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | None, spec: MaskSpec) -> list[ItemSource]:
     """One `ItemSource` per manifest row; a missing lung mask (when needed) raises naming the image."""
@@ -96,7 +102,7 @@ def item_sources(manifest: pd.DataFrame, masks_dir: str | os.PathLike[str] | Non
 def cache_key(sources: Sequence[ItemSource], image_size: int, spec: MaskSpec) -> str:
     """SHA-256 of everything that determines the cached pixels; a missing image raises naming it."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "size": image_size, "spec": spec.key()}).encode())
+    h.update(json.dumps({"version": CACHE_VERSION, "size": image_size, "spec": spec.pixel_key()}).encode())
     for s in sources:
         parts: list[object] = [s.image_id, s.image_path, *_stat(s.image_id, s.image_path, "image"), s.spacing_mm]
         if s.mask_path is not None:
@@ -145,7 +151,16 @@ def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.nd
 
     The image is squashed to S x S (aspect not kept) with PIL's antialiased bilinear filter; the tight lung
     mask is resized with the same filter, so a masked-out pixel (coverage 0) stays exactly 0 in zero fill.
+    In `crop` mode image and lung mask are first cropped to the same box.
     """
+    image, coverage, _ = render_item_with_prior(src, image_size, spec)
+    return image, coverage
+
+
+def render_item_with_prior(
+    src: ItemSource, image_size: int, spec: MaskSpec
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`render_item` plus the resized `prior-loss` region coverage (None in other modes)."""
     image, _ = read_image(src.image_path)
     lungs = read_mask(src.mask_path, shape=image.shape) if src.mask_path is not None else None
     where = f" ({src.mask_path})" if src.mask_path else ""
@@ -159,18 +174,25 @@ def render_item(src: ItemSource, image_size: int, spec: MaskSpec) -> tuple[np.nd
 
 def render_arrays(
     image: np.ndarray, lungs: np.ndarray | None, image_size: int, spec: MaskSpec, spacing_mm: float | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """`render_item` on arrays already read: float [0, 1] image and bool lung mask of the same size."""
-    coverage = None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`render_item_with_prior` on arrays already read: float [0, 1] image and bool lung mask of the same size."""
+    coverage = prior = None
     if lungs is not None:
         tight = tight_mask(lungs)
         if not tight.any():  # in every mode, so runs with and without a mask prior see the same films
             raise NoUsableMaskError("empty lung mask")
-        image = apply_prior(image, prior_weight(lungs, spec, spacing_mm), spec.fill)
+        weight = prior_weight(lungs, spec, spacing_mm)
+        box = crop_region(lungs, spec, spacing_mm)
+        allowed = penalty_region(lungs, spec, spacing_mm)
+        image = apply_prior(image, weight, spec.fill)
+        if box is not None:
+            image, tight = image[box], tight[box]
         coverage = _to_uint8(_resize(tight.astype(np.float32), image_size))
+        if allowed is not None:
+            prior = _to_uint8(_resize(allowed.astype(np.float32), image_size))
     elif spec.needs_mask:
         raise LungpriorError(f"--mode {spec.mode} needs a lung mask")
-    return _to_uint8(_resize(image, image_size)), coverage
+    return _to_uint8(_resize(image, image_size)), coverage, prior
 
 
 def open_cache(info: CacheInfo) -> tuple[np.ndarray, np.ndarray | None]:
@@ -191,7 +213,8 @@ def _build(
 ) -> None:
     folder.mkdir(parents=True)
     n = len(sources)
-    for name in ("images.npy", *(("masks.npy",) if has_masks else ())):
+    extra = ("prior.npy",) if spec.mode == "prior-loss" else ()
+    for name in ("images.npy", *(("masks.npy",) if has_masks else ()), *extra):
         arr = np.lib.format.open_memmap(folder / name, mode="w+", dtype=np.uint8, shape=(n, size, size))
         arr.flush()
         del arr
@@ -203,7 +226,7 @@ def _build(
     errors: list[str] = []
     unusable: list[tuple[str, str]] = []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"caching {n} images at {size}px ({spec.key()})", total=n)
+        task = bar.add_task(f"caching {n} images at {size}px ({spec.pixel_key()})", total=n)
         if processes <= 1:
             results: Iterator[tuple[int, list[str], list[tuple[str, str]]]] = map(_fill_chunk, chunks)
             for done, errs, skipped in results:
@@ -224,7 +247,8 @@ def _build(
         pd.DataFrame({"row": range(n), "image_id": [s.image_id for s in sources]}).to_csv(fh, index=False)
     write_json(
         folder / "meta.json",
-        {"version": CACHE_VERSION, "image_size": size, "mask_spec": spec.key(), "rows": n, "has_masks": has_masks},
+        {"version": CACHE_VERSION, "image_size": size, "mask_spec": spec.pixel_key(), "rows": n,
+         "has_masks": has_masks},
     )
 
 
@@ -235,11 +259,12 @@ def _fill_chunk(
     folder, rows, sources, size, spec = args
     images = np.load(folder / "images.npy", mmap_mode="r+")
     masks = np.load(folder / "masks.npy", mmap_mode="r+") if (folder / "masks.npy").is_file() else None
+    priors = np.load(folder / "prior.npy", mmap_mode="r+") if (folder / "prior.npy").is_file() else None
     errors = []
     unusable = []
     for row, src in zip(rows, sources, strict=True):
         try:
-            image, coverage = render_item(src, size, spec)
+            image, coverage, prior = render_item_with_prior(src, size, spec)
         except NoUsableMaskError as exc:
             unusable.append((src.image_id, str(exc)))
             continue
@@ -250,9 +275,11 @@ def _fill_chunk(
         images[row] = image
         if masks is not None and coverage is not None:
             masks[row] = coverage
-    images.flush()
-    if masks is not None:
-        masks.flush()
+        if priors is not None and prior is not None:
+            priors[row] = prior
+    for arr in (images, masks, priors):
+        if arr is not None:
+            arr.flush()
     return len(rows), errors, unusable
 
 

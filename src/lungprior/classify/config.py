@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.errors import LungpriorError
-from lungprior.masks import MODES, MaskSpec
-from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_RADIUS_MM
+from lungprior.masks import MODES, RADIUS_MODES, MaskSpec
+from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_PRIOR_WEIGHT, DEFAULT_RADIUS_MM
 
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
 STRATEGIES: tuple[str, ...] = ("auto", "ddp")
@@ -28,7 +28,8 @@ class TrainConfig:
     """Settings of `lungprior train` (see the CLI's help for each field).
 
     `masks` defaults to the `masks/` folder beside the manifest (the synthetic benchmark's own lung masks);
-    `cache` defaults to `<manifest folder>/.lungprior-cache`; a loose mask without a radius uses 10 mm.
+    `cache` defaults to `<manifest folder>/.lungprior-cache`; a loose, bbox, crop or prior-loss mask without a
+    radius uses 10 mm; `prior_weight` is the `prior-loss` penalty's weight.
     `batch_size` is per process: DDP with W processes (devices x num_nodes) trains as one process with a batch
     of W x batch_size would (same samples per step, same augmentation, BatchNorm over the global batch).
     """
@@ -42,6 +43,7 @@ class TrainConfig:
     hull: bool = False
     alpha: float = DEFAULT_ALPHA
     fill: str = "zero"
+    prior_weight: float = DEFAULT_PRIOR_WEIGHT
     backbone: str = "resnet50"
     image_size: int = 224
     epochs: int = 20
@@ -100,11 +102,11 @@ class TrainConfig:
     def mask_spec(self) -> MaskSpec:
         """The masking mode and parameters as a `MaskSpec`."""
         radius_mm = self.radius_mm
-        if self.mode == "loose" and radius_mm is None and self.radius_px is None:
+        if self.mode in RADIUS_MODES and radius_mm is None and self.radius_px is None:
             radius_mm = DEFAULT_RADIUS_MM
         return MaskSpec(
             mode=self.mode, radius_mm=radius_mm, radius_px=self.radius_px, hull=self.hull, alpha=self.alpha,
-            fill=self.fill,
+            fill=self.fill, prior_weight=self.prior_weight,
         )
 
     def resolved(self) -> TrainConfig:
@@ -120,7 +122,7 @@ class TrainConfig:
             out=str(Path(self.out).expanduser().resolve()),
             masks=str(Path(masks).expanduser().resolve()) if masks is not None else None,
             cache=str(Path(self.cache or manifest.parent / CACHE_DIRNAME).expanduser().resolve()),
-            radius_mm=spec.radius_mm if self.mode == "loose" else self.radius_mm,
+            radius_mm=spec.radius_mm if self.mode in RADIUS_MODES else self.radius_mm,
         )
 
     def to_dict(self) -> dict[str, Any]:

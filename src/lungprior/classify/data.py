@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
+from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 from lungprior.classify.backbone import normalisation
@@ -98,6 +99,9 @@ class ClassifyDataset(Dataset):
     `frame` holds the split's manifest rows in item order (`frame.iloc[index]`); `raw_image(index)` is the
     cached uint8 image (masked, resized, not augmented) and `lung_mask(index)` the tight lung mask at the
     same S x S (coverage >= 0.5), for attention-in-lung measurements.
+
+    With `prior=True` (training in `prior-loss` mode) items carry a fourth element, the region where the
+    model may look, (1, S, S) float32 in {0, 1}, augmented with the same affine as the image.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class ClassifyDataset(Dataset):
         std: float,
         train: bool,
         seed: int = 0,
+        prior: bool = False,
     ) -> None:
         self.cache = cache
         self.frame = frame.reset_index(drop=True)
@@ -117,21 +122,26 @@ class ClassifyDataset(Dataset):
         self.labels = self.frame.loc[:, list(FINDINGS)].to_numpy(dtype=np.float32)
         self.mean, self.std, self.train, self.seed = float(mean), float(std), bool(train), int(seed)
         self.transform = augmentation() if train else None
+        self.prior = bool(prior)
         self._images: np.ndarray | None = None
+        self._prior: np.ndarray | None = None
         self._masks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple:
         """Item `index`, or `(index, epoch)` (from `EpochSampler`); an int index is augmented as in epoch 0."""
         index, epoch = (int(item[0]), int(item[1])) if isinstance(item, tuple | list) else (int(item), 0)
         x = torch.from_numpy(self.raw_image(index).astype(np.float32) / 255.0).unsqueeze(0)
+        region = tv_tensors.Mask(torch.from_numpy(self.prior_region(index)).unsqueeze(0)) if self.prior else None
         if self.transform is not None:
             with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
                 torch.manual_seed(augmentation_seed(self.seed, epoch, index))
-                x = self.transform(x)
+                x, region = self.transform(x, region) if region is not None else (self.transform(x), None)
         x = (x - self.mean) / self.std
+        if region is not None:
+            return x, torch.from_numpy(self.labels[index]), index, region.as_subclass(torch.Tensor)
         return x, torch.from_numpy(self.labels[index]), index
 
     @property
@@ -161,9 +171,17 @@ class ClassifyDataset(Dataset):
         """The tight lung mask resized to S x S, as bool (pixels at least `threshold` covered)."""
         return self.lung_coverage(index) >= threshold
 
+    def prior_region(self, index: int) -> np.ndarray:
+        """The `prior-loss` region (where attention is allowed) at S x S, float32 in {0, 1}."""
+        if self._prior is None:
+            if not self.cache.prior_path.is_file():
+                raise LungpriorError(f"{self.cache.path}: no prior-loss region in this cache (made for another mode)")
+            self._prior = np.load(self.cache.prior_path, mmap_mode="r")
+        return (np.asarray(self._prior[self.rows[index]]) >= 128).astype(np.float32)
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_images"] = state["_masks"] = None  # reopened lazily in each worker
+        state["_images"] = state["_masks"] = state["_prior"] = None  # reopened lazily in each worker
         return state
 
 
@@ -196,7 +214,8 @@ def make_dataset(
     rows = split_positions(prep.frame, split, limit, prep.cfg.seed, prep.excluded_ids)
     mean, std = normalisation(prep.cfg.backbone)
     return ClassifyDataset(
-        prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train, seed=prep.cfg.seed
+        prep.cache, prep.frame.iloc[rows], rows, mean=mean, std=std, train=train, seed=prep.cfg.seed,
+        prior=train and prep.cfg.mode == "prior-loss",
     )
 
 

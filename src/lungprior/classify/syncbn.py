@@ -32,9 +32,8 @@ class _SumOverProcesses(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        out = grad.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(out)
-        return out
+        # itself an all-reduce, so a double backward (an input-gradient penalty) differentiates through it
+        return _SumOverProcesses.apply(grad)  # type: ignore[no-any-return]
 
 
 def _sum_over_processes(x: torch.Tensor) -> torch.Tensor:

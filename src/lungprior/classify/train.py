@@ -25,7 +25,8 @@ from lungprior.classify.data import ClassifyDataset, make_dataset, pos_weight, p
 from lungprior.classify.datamodule import ClassifyData
 from lungprior.classify.history import RunHistory
 from lungprior.classify.memory import PeakRSS
-from lungprior.classify.module import Classifier, per_finding_auroc
+from lungprior.classify.module import per_finding_auroc
+from lungprior.classify.prior_loss import make_classifier, needs_double_backward
 from lungprior.classify.run import TrainResult
 from lungprior.classify.segsource import SEGMENTATION, segmentation_record
 from lungprior.classify.syncbn import BatchNormSync
@@ -75,7 +76,7 @@ def train(
         write_json(run_dir / SEGMENTATION, segmentation_record(cfg.masks, seg_weights))
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
-    module = Classifier(model, pos_weight(train_ds), lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs)
+    module = make_classifier(cfg, model, pos_weight(train_ds))
     history = RunHistory()
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
@@ -165,7 +166,8 @@ def _trainer(
             enable_model_summary=summary,
             num_sanity_val_steps=0,
             deterministic="warn",
-            plugins=[BatchNormSync(cuda=cuda)],  # used by DDP only: BatchNorm over the global batch
+            # used by DDP only: BatchNorm over the global batch (the all-reduce one when double backward is needed)
+            plugins=[BatchNormSync(cuda=cuda and not needs_double_backward(cfg))],
         )
     except (MisconfigurationException, ValueError, RuntimeError) as exc:
         raise LungpriorError(f"cannot set up training: {one_line(exc, None)}") from None

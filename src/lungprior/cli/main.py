@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "lungprior.cli.predict",
     "lungprior.cli.export",
     "lungprior.cli.chexmask",
+    "lungprior.cli.regime",
 )
 
 

@@ -1,4 +1,4 @@
-"""`lungprior train`: train a multi-label classifier on original, tight, loose or soft-masked images."""
+"""`lungprior train`: train a multi-label classifier under one spatial prior (original, tight, loose, ...)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,26 @@ if TYPE_CHECKING:
 def train_command(
     manifest: Path = typer.Option(..., "--manifest", help="Classification manifest (NIH format)."),
     out: Path = typer.Option(..., "--out", help="Run folder; rerunning the same command resumes the run there."),
-    mode: str = typer.Option("original", "--mode", help="Masking: original, tight, loose or soft."),
+    mode: str = typer.Option(
+        "original", "--mode",
+        help="Spatial prior: original, tight, loose, soft, nolung (lungs removed), bbox (each lung's box), crop "
+        "(both lungs' box, resized) or prior-loss (original pixels, attention outside the loose mask penalised).",
+    ),
     masks: Path = typer.Option(
         None, "--masks", help="Folder of lung masks <image_id>.png (default: masks/ beside the manifest)."
     ),
-    radius_mm: float = typer.Option(None, "--radius-mm", help="Loose mask: dilation radius in mm (default 10)."),
+    radius_mm: float = typer.Option(
+        None, "--radius-mm",
+        help="Loose / prior-loss: dilation radius in mm; bbox / crop: box margin; nolung: remove loose, not tight "
+        "(default 10, none for nolung).",
+    ),
     radius_px: float = typer.Option(None, "--radius-px", help="Loose mask: radius in pixels when spacing is unknown."),
     hull: bool = typer.Option(False, "--hull", help="Loose mask: convex hull of each lung before dilation."),
     alpha: float = typer.Option(0.3, "--alpha", help="Soft mask: weight kept outside the lungs, in [0, 1]."),
     fill: str = typer.Option("zero", "--fill", help="What replaces masked-out pixels: zero or mean."),
+    prior_weight: float = typer.Option(
+        1.0, "--prior-weight", help="prior-loss: weight of the share of input-gradient energy outside the mask."
+    ),
     backbone: str = typer.Option(
         "resnet50", "--backbone", help="timm model name: resnet50, densenet121, efficientnet_b0, ..."
     ),
@@ -67,7 +78,8 @@ def train_command(
 
     cfg = TrainConfig(
         manifest=str(manifest), out=str(out), mode=mode, masks=str(masks) if masks else None, radius_mm=radius_mm,
-        radius_px=radius_px, hull=hull, alpha=alpha, fill=fill, backbone=backbone, image_size=image_size,
+        radius_px=radius_px, hull=hull, alpha=alpha, fill=fill, prior_weight=prior_weight, backbone=backbone,
+        image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
         pretrained=pretrained, devices=devices, accelerator=accelerator, strategy=strategy, num_nodes=num_nodes,
         precision=precision, workers=workers, seed=seed, limit_train=limit_train, cache=str(cache) if cache else None,

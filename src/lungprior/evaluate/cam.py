@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 from pytorch_grad_cam import GradCAM
@@ -21,10 +23,32 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from scipy.ndimage import binary_dilation
 from torch import nn
 
+from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
 from lungprior.classify.predict import load_run
+from lungprior.data.io import read_mask
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
+from lungprior.masks import crop_region
+from lungprior.segment.infer.paths import mask_path_for
+
+CropFn = Callable[[str, tuple[int, ...]], "tuple[slice, slice] | None"]
+
+
+def crop_boxes(cfg: TrainConfig, frame: pd.DataFrame) -> CropFn | None:
+    """For a `crop` run, the function giving each film's crop box from its lung mask; None for other modes."""
+    spec = cfg.mask_spec()
+    if spec.mode != "crop" or cfg.masks is None:
+        return None
+    spacing = dict(zip(frame["image_id"].astype(str), frame["pixel_spacing_mm"], strict=True))
+    masks_dir = cfg.masks
+
+    def box(image_id: str, shape: tuple[int, ...]) -> tuple[slice, slice] | None:
+        sp = spacing.get(image_id)
+        lungs = read_mask(mask_path_for(masks_dir, image_id), shape=(int(shape[0]), int(shape[1])))
+        return crop_region(lungs, spec, float(sp) if sp is not None and pd.notna(sp) else None)
+
+    return box
 
 
 @dataclass
@@ -51,12 +75,20 @@ def target_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def lesion_mask(lesions_dir: Path, image_id: str, finding: str, size: int) -> np.ndarray | None:
-    """The benchmark's lesion extent of `finding`, resized to `size` (None when there is no lesion file)."""
+def lesion_mask(
+    lesions_dir: Path, image_id: str, finding: str, size: int, crop: CropFn | None = None
+) -> np.ndarray | None:
+    """The benchmark's lesion extent of `finding`, resized to `size` (None when there is no lesion file).
+
+    `crop(image_id, shape)` gives the box a `crop` run cut its input to (the extent is cut the same way).
+    """
     path = lesions_dir / f"{image_id}.png"
     if not path.is_file():
         return None
     bits = np.asarray(Image.open(path))
+    box = crop(image_id, bits.shape) if crop is not None else None
+    if box is not None:
+        bits = bits[box]
     extent = ((bits >> FINDINGS.index(finding)) & 1).astype(np.float32)
     small = np.asarray(Image.fromarray(extent).resize((size, size), Image.BILINEAR))
     return small > 0.25
@@ -80,6 +112,7 @@ def cam_analysis(
     model.to(dev)
     ds = make_dataset(cfg, split, train=False, progress=False)
     lesions_dir = Path(cfg.manifest).resolve().parent / "lesions"
+    crop = crop_boxes(cfg, ds.frame)
     has_lungs = ds.cache.has_masks
     rng = np.random.default_rng(seed)
     summary: dict = {"split": split, "per_class": {}, "max_per_class": max_per_class}
@@ -96,7 +129,7 @@ def cam_analysis(
                 lungs = ds.lung_mask(int(i)) if has_lungs else None
                 if lungs is not None and grayscale.sum() > 0:
                     in_lung.append(float(grayscale[lungs].sum() / grayscale.sum()))
-                lesion = lesion_mask(lesions_dir, ds.image_ids[int(i)], finding, ds.image_size)
+                lesion = lesion_mask(lesions_dir, ds.image_ids[int(i)], finding, ds.image_size, crop)
                 if lesion is not None and lesion.any():
                     hit = pointing_hit(grayscale, lesion)
                     if hit is None:

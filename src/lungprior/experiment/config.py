@@ -16,7 +16,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lungprior.errors import LungpriorError, one_line
-from lungprior.masks import MaskSpec
+from lungprior.masks import RADIUS_MODES, MaskSpec
+from lungprior.masks.spec import DEFAULT_RADIUS_MM
 
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
@@ -58,6 +59,7 @@ class PhantomSettings(_Strict):
     seed: int = 0
     bias: float = Field(0.0, ge=0.0, le=1.0)
     test_bias: float = Field(0.0, ge=0.0, le=1.0)
+    context: float = Field(0.0, ge=0.0, le=1.0)
     prevalence: dict[str, float] | None = None
 
 
@@ -123,16 +125,18 @@ class SegmentationSettings(_Strict):
 
 
 class MaskSettings(_Strict):
-    mode: Literal["original", "tight", "loose", "soft"]
+    mode: Literal["original", "tight", "loose", "soft", "nolung", "bbox", "crop", "prior-loss"]
     radius_mm: float | None = Field(None, ge=0.0)
     radius_px: float | None = Field(None, ge=0.0)
     hull: bool = False
     alpha: float = Field(0.3, ge=0.0, le=1.0)
     fill: Literal["zero", "mean"] = "zero"
+    prior_weight: float = Field(1.0, ge=0.0)
 
     def spec(self) -> MaskSpec:
-        radius = self.radius_mm if self.mode != "loose" or self.radius_px is not None else (self.radius_mm or 10.0)
-        return MaskSpec(self.mode, radius, self.radius_px, self.hull, self.alpha, self.fill)
+        default = self.mode in RADIUS_MODES and self.radius_px is None and self.radius_mm is None
+        radius = DEFAULT_RADIUS_MM if default else self.radius_mm
+        return MaskSpec(self.mode, radius, self.radius_px, self.hull, self.alpha, self.fill, self.prior_weight)
 
 
 class TrainingSettings(_Strict):

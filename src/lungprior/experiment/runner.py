@@ -51,7 +51,7 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
         from lungprior.data.phantom import DEFAULT_PREVALENCE, PhantomConfig, generate_benchmark
 
         p = ds.phantom
-        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias,
+        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias, context=p.context,
                              prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
 
         def work(folder: Path) -> dict[str, Any]:
@@ -193,7 +193,8 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
         manifest=manifest, out=str(folder / "train"), mode=spec.mode,
         masks=seg.record.get("masks_dir"), radius_mm=spec.radius_mm, radius_px=spec.radius_px, hull=spec.hull,
         alpha=spec.alpha, fill=spec.fill, backbone=backbone, image_size=t.image_size, epochs=t.epochs,
-        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, patience=t.patience,
+        prior_weight=spec.prior_weight, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
+        patience=t.patience,
         pretrained=t.pretrained, devices=t.devices, accelerator=t.accelerator, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, workers=t.workers, seed=seed, limit_train=t.limit_train,
     )

@@ -69,11 +69,13 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
 
 
 def efficiency_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
-    """Training cost per run: epochs, best epoch, seconds per epoch and to the best epoch, throughput, memory."""
+    """Training cost per run: input size, epochs, best epoch, seconds per epoch and to the best, throughput, memory."""
     rows = []
     for run in runs:
-        e = _metrics(run)["efficiency"]
+        m = _metrics(run)
+        e = m["efficiency"]
         rows.append({k: run.get(k) for k in ("backbone", "mode", "mask", "seed")} | {
+            "image_size": m.get("config", {}).get("image_size")} | {
             k: e.get(k) for k in ("epochs_run", "best_epoch", "best_val_auroc", "seconds_per_epoch", "seconds_to_best",
                                   "train_images_per_s", "peak_memory_mb", "stopped_early")})
     return pd.DataFrame(rows)

@@ -26,7 +26,7 @@ def model_input(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(1, 1, S, S) float32 network input and the uint8 (S, S) image the network sees, as in training."""
     spec = cfg.mask_spec()
-    view, _ = render_arrays(image, lungs if spec.needs_mask else None, cfg.image_size, spec, spacing_mm)
+    view, _, _ = render_arrays(image, lungs if spec.needs_mask else None, cfg.image_size, spec, spacing_mm)
     mean, std = normalisation(cfg.backbone)
     x = (view.astype(np.float32) / 255.0 - mean) / std
     return x[None, None].astype(np.float32), view

@@ -14,7 +14,7 @@ from lungprior.evaluate.stats import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
 from lungprior.plotting import plt
 
-MODE_ORDER = {"tight": 0, "loose": 1, "soft": 2, "original": 3}
+MODE_ORDER = {"tight": 0, "crop": 1, "loose": 2, "bbox": 3, "soft": 4, "prior": 5, "original": 6, "nolung": 7}
 
 
 def to_data_uri(fig: plt.Figure, dpi: int = 90) -> str:
@@ -36,7 +36,7 @@ def png_file_uri(path: str, max_width: int = 900) -> str:
 
 
 def looseness_order(masks: list[str]) -> list[str]:
-    """Masks from tight to original: tight, loose by radius, soft by alpha, original."""
+    """Masks from tight to original: tight, crop, loose by radius, bbox, soft by alpha, prior-loss, original, nolung."""
     def key(m: str) -> tuple:
         mode = m.split("-")[0]
         number = "".join(ch for ch in m.split("-")[1] if ch.isdigit() or ch == ".") if "-" in m else ""
@@ -135,15 +135,15 @@ def histogram(values: np.ndarray, title: str, xlabel: str) -> str:
 def mask_overlay_figure(images: list[np.ndarray], lungs: list[np.ndarray], specs: list, spacing: list[float | None],
                         titles: list[str]) -> str:
     """Images with the tight outline (green) and each other mask setting's outline (one colour each)."""
-    from lungprior.masks import prior_weight
+    from lungprior.masks import kept_region
 
     colors = ["#34c759", "#ff9500", "#af52de", "#00c7be", "#ff3b30"]
     fig, axes = plt.subplots(1, len(images), figsize=(3.0 * len(images), 3.2), squeeze=False)
     for ax, img, lung, sp, title in zip(axes[0], images, lungs, spacing, titles, strict=True):
         ax.imshow(img, cmap="gray")
         for spec, color in zip(specs, colors, strict=False):
-            w = prior_weight(lung, spec, sp)
-            ax.contour(w >= 0.5, levels=[0.5], colors=color, linewidths=0.8)
+            region = kept_region(lung, spec, sp)
+            ax.contour(region, levels=[0.5], colors=color, linewidths=0.8)
         ax.set_title(title, fontsize=7)
         ax.axis("off")
     handles = [plt.Line2D([], [], color=c, label=s.key()) for s, c in zip(specs, colors, strict=False)]

@@ -21,6 +21,8 @@ from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import figures
 from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.headline import headline_html
+from lungprior.report.priors import prior_sections
+from lungprior.report.recommend import recommendation_section
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -196,6 +198,9 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     sections.append("<h2>AUROC per backbone, mask and class</h2>" + _auroc_note(results, comparisons)
                     + _auroc_table(results, comparisons))
     sections.append(_img(figures.auroc_bars(results, "macro", "Macro AUROC (five findings)"), "macro AUROC"))
+    sections.append(prior_sections(results, efficiency, _table))
+    sections.append(recommendation_section(runs, cfg.evaluation.no_finding, _table,
+                                           n_resamples=cfg.evaluation.bootstrap))
     if results["mask"].nunique() > 2:
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
     sections.append("<h2>ROC curves</h2>")

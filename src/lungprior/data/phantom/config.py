@@ -20,13 +20,18 @@ FIELD_OF_VIEW_MM = 350.0  # width of the film, so pixel spacing = FIELD_OF_VIEW_
 
 @dataclass(frozen=True)
 class PhantomConfig:
-    """Everything that determines a generated benchmark (same config, same bytes)."""
+    """Everything that determines a generated benchmark (same config, same bytes).
+
+    `bias` / `test_bias` set the shortcut markers' strength; `context` in [0, 1], independent of them, moves
+    finding signal outside the tight lung outline (0: the original benchmark; see `findings` for each finding).
+    """
 
     n: int = 2000
     size: int = 256
     seed: int = 0
     bias: float = 0.0
     test_bias: float = 0.0
+    context: float = 0.0
     prevalence: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PREVALENCE))
     images_per_patient: float = 2.0
     val_fraction: float = 0.1
@@ -37,7 +42,7 @@ class PhantomConfig:
             raise LungpriorError(f"--n must be at least 1, got {self.n}")
         if not 64 <= self.size <= 2048:
             raise LungpriorError(f"--size must be between 64 and 2048 pixels, got {self.size}")
-        for name in ("bias", "test_bias"):
+        for name in ("bias", "test_bias", "context"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise LungpriorError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
@@ -65,6 +70,8 @@ class PhantomConfig:
         d = asdict(self)
         d["prevalence"] = {k: self.prevalence_of(k) for k in FINDINGS}
         d["generator_version"] = GENERATOR_VERSION
+        if self.context == 0.0:  # benchmarks without outside context keep their recorded settings unchanged
+            d.pop("context")
         return d
 
 

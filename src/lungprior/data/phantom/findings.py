@@ -9,16 +9,26 @@
 
 A `Lesion` is sampled once per patient in normalised coordinates and rendered into each of the patient's
 films, so follow-up images show the same lesion under different acquisitions.
+
+The outside-context dial `context` c in [0, 1] (0: the findings above, unchanged) moves evidence outside the
+tight lung outline, as on real films:
+- Edema: the in-lung haze and Kerley lines fade (x (1 - 0.85 c), x (1 - 0.7 c)); the perihilar haze over the
+  hila and mediastinum strengthens and widens; pleural effusions blunt the costophrenic angles below the lung
+  outline; an enlarged heart becomes more frequent (60 % -> 100 %) and larger.
+- Mass: more of them hilar (35 % -> 95 %), centred nearer the mediastinum.
+- Pneumonia: placed nearer the heart, with a silhouette sign (opacity along the heart border, outside the
+  lungs) and a fainter in-lung patch (x (1 - 0.6 c)).
+- Nodule, Fibrosis: unchanged (purely intrapulmonary controls).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 
-from lungprior.data.phantom.anatomy import LEFT, RIGHT, Anatomy, render_lungs
+from lungprior.data.phantom.anatomy import LEFT, RIGHT, Anatomy, _heart_field, render_lungs
 from lungprior.data.phantom.geometry import Frame, draw_polylines
 from lungprior.labels import FINDINGS
 
@@ -36,12 +46,18 @@ class Lesion:
     seed: int
     heart_scale: float = 1.0
     side: int = 0
+    context: float = 0.0
 
 
-def sample_lesion(kind: str, a: Anatomy, rng: np.random.Generator) -> Lesion:
-    """Draw the geometry of one finding for patient anatomy `a`."""
+def sample_lesion(kind: str, a: Anatomy, rng: np.random.Generator, context: float = 0.0) -> Lesion:
+    """Draw the geometry of one finding for patient anatomy `a`, with outside-lung context `context`."""
     if kind not in FINDINGS:
         raise ValueError(f"unknown finding {kind!r}")
+    les = _sample(kind, a, rng, context)
+    return replace(les, context=float(context)) if context else les
+
+
+def _sample(kind: str, a: Anatomy, rng: np.random.Generator, c: float) -> Lesion:
     seed = int(rng.integers(2**31))
     if kind == "Nodule":
         return Lesion(
@@ -49,9 +65,9 @@ def sample_lesion(kind: str, a: Anatomy, rng: np.random.Generator) -> Lesion:
         )
     if kind == "Mass":
         r = rng.uniform(0.07, 0.12)
-        if rng.random() < 0.35:
+        if rng.random() < 0.35 + 0.6 * c:
             hx, hy = a.hila()[int(rng.integers(2))]
-            center = (hx + rng.normal(0, 0.02), hy + rng.normal(0, 0.04))
+            center = (hx * (1.0 - 0.3 * c) + rng.normal(0, 0.02), hy + rng.normal(0, 0.04))
         else:
             center = _point_in_lung(a, rng, margin=0.08)
         return Lesion(kind, center, r, rng.uniform(0.16, 0.34), seed)
@@ -59,10 +75,11 @@ def sample_lesion(kind: str, a: Anatomy, rng: np.random.Generator) -> Lesion:
         side = RIGHT if rng.random() < 0.55 else LEFT
         zone = rng.choice([0.25, 0.55, 0.8], p=[0.15, 0.35, 0.5])  # upper / middle / lower zone
         y = a.lung_top + zone * (a.lung_base - a.lung_top)
-        x = (-1 if side == RIGHT else 1) * rng.uniform(0.35, 0.6)
+        x = (-1 if side == RIGHT else 1) * rng.uniform(0.35, 0.6) * (1.0 - 0.35 * c)
         return Lesion(kind, (x, y), rng.uniform(0.17, 0.28), rng.uniform(0.18, 0.36), seed, side=side)
     if kind == "Edema":
-        scale = rng.uniform(1.12, 1.3) if rng.random() < CARDIOMEGALY_WITH_EDEMA else 1.0
+        scale = rng.uniform(1.12, 1.3) if rng.random() < CARDIOMEGALY_WITH_EDEMA + 0.4 * c else 1.0
+        scale = 1.0 + (scale - 1.0) * (1.0 + 0.5 * c)
         return Lesion(kind, (0.0, a.hila()[0][1]), rng.uniform(0.22, 0.32), rng.uniform(0.14, 0.28), seed, scale)
     return Lesion(kind, (0.0, 0.0), rng.uniform(0.07, 0.11), rng.uniform(0.22, 0.38), seed)  # Fibrosis
 
@@ -100,7 +117,18 @@ def _pneumonia(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tupl
     patch = np.clip(env * (1.0 + 0.45 * noise) - 0.35, 0.0, None)
     lung = gaussian_filter((lungs == les.side).astype(np.float32), sigma=0.01 * unit, truncate=3.0)
     density = les.amplitude * np.clip(patch / 0.4, 0.0, 1.0) * lung
-    return density.astype(np.float32), (density > 0.3 * les.amplitude) & (lungs == les.side)
+    extent = (density > 0.3 * les.amplitude) & (lungs == les.side)
+    if les.context:
+        density = density * (1.0 - 0.6 * les.context)
+        # silhouette sign: the consolidation effaces the heart border on its side, outside the lungs
+        heart = _heart_field(a, x, y)
+        side = (x < a.heart_center[0]) if les.side == RIGHT else (x > a.heart_center[0])
+        level = np.exp(-(((y - les.center[1]) / (1.2 * les.radius)) ** 2))
+        border = 4.0 * heart * (1.0 - heart) * side * level * (lungs == 0)
+        border = gaussian_filter(border.astype(np.float32), sigma=0.02 * unit, truncate=3.0) * (lungs == 0)
+        density = density + 3.0 * les.context * les.amplitude * border
+        extent |= border > 0.3
+    return density.astype(np.float32), extent
 
 
 def _edema(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,10 +139,16 @@ def _edema(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np
         haze = np.maximum(haze, np.exp(-(((x - hx) ** 2 + ((y - hy) / 1.2) ** 2) / les.radius**2)))
     lung = gaussian_filter((lungs > 0).astype(np.float32), sigma=0.01 * unit, truncate=3.0)
     # The haze fills the lungs and spills over the medial borders into the hilar/mediastinal shadow.
-    perihilar = np.clip(1.0 - np.abs(np.abs(x) - a.mediastinum_half_width) / 0.12, 0.0, 1.0) * (
+    c = les.context
+    perihilar = np.clip(1.0 - np.abs(np.abs(x) - a.mediastinum_half_width) / (0.12 + 0.08 * c), 0.0, 1.0) * (
         np.abs(y - les.center[1]) < 0.35
     )
-    weight = np.maximum(lung, 0.75 * perihilar)
+    if c:
+        outside = 1.0 - lung
+        weight = np.maximum((1.0 - 0.85 * c) * lung, (0.75 + 1.0 * c) * perihilar * outside)
+        haze = np.maximum(haze, perihilar * outside)  # the hilar haze reaches the mediastinal shadow
+    else:
+        weight = np.maximum(lung, 0.75 * perihilar)
     density = les.amplitude * haze * weight
     # Kerley B lines: short horizontal lines along the lateral bases.
     rng = np.random.default_rng(les.seed)
@@ -125,8 +159,15 @@ def _edema(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np
             xk = s * (a.lung_lateral - rng.uniform(0.0, 0.06))
             lines.append((np.array([[xk, yk], [xk - s * rng.uniform(0.05, 0.09), yk]]), 0.008, 1.0))
     kerley = gaussian_filter(draw_polylines(frame, lines), sigma=0.004 * unit, truncate=3.0) * lung
-    density = density + 0.6 * les.amplitude * kerley
+    density = density + 0.6 * (1.0 - 0.7 * c) * les.amplitude * kerley
     extent = (les.amplitude * haze * weight > 0.35 * les.amplitude) | (kerley > 0.3)
+    if c:  # pleural effusions: fluid filling the costophrenic angles, below the lung outline
+        fluid = np.zeros_like(x)
+        for s in (-1.0, 1.0):
+            fluid += np.exp(-(((x - s * (a.lung_lateral - 0.08)) / 0.14) ** 2 + ((y - a.lung_base - 0.02) / 0.07) ** 2))
+        fluid = np.clip(fluid, 0.0, 1.0) * (1.0 - lung)
+        density = density + 1.2 * c * les.amplitude * fluid
+        extent |= fluid > 0.35
     return density.astype(np.float32), extent
 
 

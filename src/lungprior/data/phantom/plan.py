@@ -61,7 +61,7 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
         for k in FINDINGS:
             p = cfg.prevalence_of(k) if k in CHRONIC else min(1.0, cfg.prevalence_of(k) / ACUTE_PER_FILM)
             has[k] = bool(rng.random() < p)
-        lesions = {k: sample_lesion(k, anatomy, rng) for k in FINDINGS if has[k]}
+        lesions = {k: sample_lesion(k, anatomy, rng, context=cfg.context) for k in FINDINGS if has[k]}
         bias = cfg.test_bias if splits[pid] == "test" else cfg.bias
         for j in range(count):
             frng = _rng(cfg, pid, 2, j)

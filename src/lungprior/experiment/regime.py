@@ -1,0 +1,178 @@
+"""The regime map: one study per (shortcut strength, outside-context strength) cell of the phantom.
+
+A regime file is an experiment file (see `config`) with a `regime:` section:
+
+    regime:
+      bias: [0.0, 0.5, 0.9]        # shortcut strength in train/val (the test split stays unbiased)
+      context: [0.0, 0.5, 1.0]     # finding signal outside the tight lung outline (none / some / most)
+      target_val_auroc: 0.8        # for "seconds to reach this validation macro AUROC"
+
+Each cell is a full experiment in `OUT/cells/bias<b>_context<c>/` (skipped when unchanged, resumable), and
+`OUT/regime.csv` holds one row per cell x backbone x prior (means and SDs over seeds), `OUT/regime_map.csv`
+one row per cell x backbone: the winning prior per metric, the outside-lung AUROC, and whether the cell shows
+the study's real-data pattern or the shortcut pattern (see `patterns`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lungprior.data.atomic import atomic_path
+from lungprior.errors import LungpriorError, one_line
+from lungprior.experiment.config import ExperimentConfig
+from lungprior.experiment.runner import Log, run_experiment
+from lungprior.labels import NO_FINDING
+
+CONTROL_MODES = ("nolung",)  # controls, never a recommended prior
+
+
+class RegimeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    bias: list[float] = Field(default_factory=lambda: [0.0, 0.5, 0.9], min_length=1)
+    context: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0], min_length=1)
+    target_val_auroc: float = Field(0.8, gt=0.0, le=1.0)
+
+
+def load_regime(path: str | os.PathLike[str]) -> tuple[ExperimentConfig, RegimeSettings]:
+    """Read a regime file: the experiment settings (validated as `load_experiment` does) and the sweep."""
+    p = Path(path)
+    if not p.is_file():
+        raise LungpriorError(f"{p}: regime file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise LungpriorError(f"{p}: not valid YAML ({one_line(exc, 160)})") from None
+    if not isinstance(data, dict) or "regime" not in data:
+        raise LungpriorError(f"{p}: a regime file needs a 'regime:' section (bias, context)")
+    try:
+        regime = RegimeSettings.model_validate(data.pop("regime") or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise LungpriorError(f"{p}: regime.{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+    for name, values in (("bias", regime.bias), ("context", regime.context)):
+        if any(not 0.0 <= v <= 1.0 for v in values):
+            raise LungpriorError(f"{p}: regime.{name}: values must be in [0, 1], got {values}")
+    try:  # the rest is an experiment file, validated as one
+        cfg = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise LungpriorError(f"{p}: {where}: {first['msg']}") from None
+    if cfg.dataset.kind != "phantom":
+        raise LungpriorError(f"{p}: the regime map sweeps the phantom's dials; dataset.kind must be 'phantom'")
+    return cfg, regime
+
+
+def cell_name(bias: float, context: float) -> str:
+    return f"bias{bias:g}_context{context:g}"
+
+
+def cell_config(cfg: ExperimentConfig, bias: float, context: float) -> ExperimentConfig:
+    """The experiment of one cell: the base experiment with the phantom's two dials set."""
+    phantom = cfg.dataset.phantom.model_copy(update={"bias": bias, "context": context})
+    dataset = cfg.dataset.model_copy(update={"phantom": phantom})
+    return cfg.model_copy(update={"dataset": dataset, "name": f"{cfg.name}/{cell_name(bias, context)}"})
+
+
+def seconds_to_target(history: pd.DataFrame, target: float) -> float:
+    """Training seconds until the validation macro AUROC first reaches `target` (NaN if never)."""
+    reached = np.flatnonzero(history["val_auroc"].to_numpy(dtype=float) >= target)
+    if reached.size == 0:
+        return float("nan")
+    return float(history["epoch_seconds"].to_numpy(dtype=float)[: reached[0] + 1].sum())
+
+
+def cell_rows(exp: Path, runs: list[dict[str, Any]], target: float) -> pd.DataFrame:
+    """One row per backbone x prior of one cell: means and SDs over seeds of the map's metrics."""
+    results = pd.read_csv(exp / "results.csv")
+    per_run = []
+    for run in runs:
+        part = results[(results["backbone"] == run["backbone"]) & (results["mask"] == run["mask"])
+                       & (results["seed"] == run["seed"])].set_index("class")
+        history = pd.read_csv(Path(run["run_dir"]) / "history.csv")
+        per_run.append({
+            "backbone": run["backbone"], "prior": run["mask"], "mode": run["mode"], "seed": run["seed"],
+            "macro_auroc": part.loc["macro", "auroc"], "no_finding_auroc": part.loc[NO_FINDING, "auroc"],
+            "attention_in_lung": part.loc["macro", "attention_in_lung"],
+            "seconds_per_epoch": float(history["epoch_seconds"].mean()),
+            "seconds_to_target": seconds_to_target(history, target),
+        })
+    frame = pd.DataFrame(per_run)
+    metrics = ["macro_auroc", "no_finding_auroc", "attention_in_lung", "seconds_per_epoch", "seconds_to_target"]
+    grouped = frame.groupby(["backbone", "prior", "mode"], sort=False)[metrics]
+    out = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_sd")).reset_index()
+    out.insert(3, "n_seeds", grouped.size().to_numpy())
+    return out
+
+
+def patterns(cell: pd.DataFrame) -> dict[str, Any]:
+    """Winners per metric (controls excluded) and the two patterns the map must be able to show.
+
+    - study pattern (real NIH films): original >= loose > tight on macro AUROC, loose > original on No
+      Finding, tight cheaper than original (sooner at the target val AUROC; per epoch when neither gets there);
+    - shortcut pattern: a lung mask (tight or loose) beats the original on macro AUROC.
+    Comparisons use the first loose prior in the cell's order.
+    """
+    priors = cell[~cell["mode"].isin(CONTROL_MODES)]
+    out: dict[str, Any] = {}
+    for metric, best in (("macro_auroc", "max"), ("no_finding_auroc", "max"), ("attention_in_lung", "max"),
+                         ("seconds_to_target", "min")):
+        values = priors.set_index("prior")[f"{metric}_mean"].dropna()
+        out[f"best_{metric}"] = (values.idxmax() if best == "max" else values.idxmin()) if not values.empty else None
+    nolung = cell[cell["mode"] == "nolung"]["macro_auroc_mean"]
+    out["outside_lung_auroc"] = float(nolung.iloc[0]) if not nolung.empty else float("nan")
+
+    def first(mode: str) -> pd.Series | None:
+        rows = cell[cell["mode"] == mode]
+        return rows.iloc[0] if not rows.empty else None
+
+    orig, loose, tight = first("original"), first("loose"), first("tight")
+    study = shortcut = None
+    if orig is not None and loose is not None and tight is not None:
+        study = bool(orig["macro_auroc_mean"] >= loose["macro_auroc_mean"] > tight["macro_auroc_mean"]
+                     and loose["no_finding_auroc_mean"] > orig["no_finding_auroc_mean"] and _cheaper(tight, orig))
+    if orig is not None and (loose is not None or tight is not None):
+        masked = [r["macro_auroc_mean"] for r in (loose, tight) if r is not None]
+        shortcut = bool(max(masked) > orig["macro_auroc_mean"])
+    out["study_pattern"], out["shortcut_pattern"] = study, shortcut
+    return out
+
+
+def _cheaper(a: pd.Series, b: pd.Series) -> bool:
+    ta, tb = a["seconds_to_target_mean"], b["seconds_to_target_mean"]
+    if np.isfinite(ta) or np.isfinite(tb):
+        return bool(np.isfinite(ta) and (not np.isfinite(tb) or ta < tb))
+    return bool(a["seconds_per_epoch_mean"] < b["seconds_per_epoch_mean"])
+
+
+def run_regime(cfg: ExperimentConfig, regime: RegimeSettings, out_dir: str | os.PathLike[str], *,
+               log: Log = print) -> tuple[Path, Path]:
+    """Run (or resume) every cell and write `regime.csv` and `regime_map.csv`; returns their paths."""
+    out = Path(out_dir)
+    rows, map_rows = [], []
+    for bias in regime.bias:
+        for context in regime.context:
+            name = cell_name(bias, context)
+            log(f"regime cell {name}")
+            result = run_experiment(cell_config(cfg, bias, context), out / "cells" / name, log=log)
+            if result.report is None:  # not the lead process of a multi-process launch
+                continue
+            cell = cell_rows(result.exp_dir, result.runs, regime.target_val_auroc)
+            cell.insert(0, "context", context)
+            cell.insert(0, "bias", bias)
+            rows.append(cell)
+            for backbone, part in cell.groupby("backbone", sort=False):
+                map_rows.append({"bias": bias, "context": context, "backbone": backbone, **patterns(part)})
+    paths = (out / "regime.csv", out / "regime_map.csv")
+    if rows:
+        for path, frame in zip(paths, (pd.concat(rows, ignore_index=True), pd.DataFrame(map_rows)), strict=True):
+            with atomic_path(path, suffix=".csv") as tmp:
+                frame.to_csv(tmp, index=False)
+    return paths
