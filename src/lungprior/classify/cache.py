@@ -3,12 +3,12 @@
 Layout of `<cache_root>/<key>/`: `images.npy` (N, S, S) uint8 masked images, `masks.npy` (N, S, S) uint8 the
 fraction (x 255) of each pixel covered by the tight lung mask (only when lung masks are known; cropped like the
 image in `crop` mode), `prior.npy` (N, S, S) uint8 the coverage of the region where a `prior-loss` run
-allows attention (that mode only), `index.csv` (row -> image_id), `unusable.csv` (image_id, reason: films whose lung mask is empty, left
-blank in the arrays and left out of every dataset), `meta.json`, and the `done` marker written
-last. The key is the SHA-256 of everything that determines the pixels: per image its id, path, size, mtime,
-pixel spacing and mask file (path, size, mtime); the image size; `MaskSpec.pixel_key()`; `CACHE_VERSION`. A
-build happens in `<key>.partial` under a file lock and is renamed into place when complete, so a cache without
-`done` is never used and a build killed half-way restarts cleanly.
+allows attention (that mode only), `index.csv` (row -> image_id), `unusable.csv` (image_id, reason: films
+whose lung mask is empty, left blank in the arrays and left out of every dataset), `meta.json`, and the `done`
+marker written last. The key is the SHA-256 of everything that determines the pixels: per image its id, path,
+size, mtime, pixel spacing and mask file (path, size, mtime); the image size; `MaskSpec.pixel_key()`;
+`CACHE_VERSION`. A build happens in `<key>.partial` under a file lock and is renamed into place when complete,
+so a cache without `done` is never used and a build killed half-way restarts cleanly.
 """
 
 from __future__ import annotations
