@@ -20,7 +20,7 @@ from lungprior.errors import LungpriorError
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.runner import segmentation_stage
 from lungprior.experiment.stages import StageOutcome
-from lungprior.segment.agreement import compare_masks
+from lungprior.segment.segeval import evaluate_segmentations
 
 SCALE = 2  # the tables hold masks at twice the stored films' size
 
@@ -128,22 +128,24 @@ def test_bad_tables_are_one_line_errors(bench: Path, tmp_path: Path) -> None:
         convert_chexmask(tmp_path / "none.csv", bench / "manifest.csv", tmp_path / "o")
 
 
-def test_segeval_agreement(bench: Path, table: Path, tmp_path: Path) -> None:
+def test_segeval_scores_masks_against_chexmask(bench: Path, table: Path, tmp_path: Path) -> None:
+    """`segeval --gt CHEXMASK/masks` compares another mask set with CheXmask's (films without one not scored)."""
     convert_chexmask(table, bench / "manifest.csv", tmp_path / "cm")
     shrunk = tmp_path / "shrunk"
     ids = pd.read_csv(bench / "manifest.csv", dtype={"image_id": str})["image_id"].tolist()
     for image_id in ids:
         lungs = read_mask(bench / "masks" / f"{image_id}.png")
         write_mask(shrunk / f"{image_id}.png", binary_erosion(lungs, iterations=2))
-    same, summary = compare_masks(bench / "manifest.csv", bench / "masks", tmp_path / "cm" / "masks")
-    assert summary["n_compared"] == len(ids) - 3 and summary["all"]["dice_mean"] == 1.0
-    assert (same["status"] != "ok").sum() == 3
-    _, worse = compare_masks(bench / "manifest.csv", bench / "masks", shrunk)
-    assert 0.5 < worse["all"]["dice_mean"] < 1.0 and worse["all"]["area_ratio_mean"] < 1.0
-    result = CliRunner().invoke(app, ["segeval", "--manifest", str(bench / "manifest.csv"), "--a",
-                                      str(bench / "masks"), "--b", str(shrunk), "--out", str(tmp_path / "agree")])
+    gt = tmp_path / "cm" / "masks"
+    same = evaluate_segmentations(bench / "manifest.csv", bench / "masks", tmp_path / "same", gt=gt, gallery=False)
+    assert same.summary["all"]["n"] == len(ids) - 3 and same.summary["all"]["dice"]["mean"] == 1.0
+    assert len(same.summary["not_scored"]) == 3
+    worse = evaluate_segmentations(bench / "manifest.csv", shrunk, tmp_path / "worse", gt=gt, gallery=False)
+    assert 0.5 < worse.summary["all"]["dice"]["mean"] < 1.0
+    result = CliRunner().invoke(app, ["segeval", "--manifest", str(bench / "manifest.csv"), "--pred", str(shrunk),
+                                      "--gt", str(gt), "--out", str(tmp_path / "agree")])
     assert result.exit_code == 0, result.output
-    assert len(pd.read_csv(tmp_path / "agree.csv")) == len(ids) and (tmp_path / "agree.json").is_file()
+    assert len(pd.read_csv(tmp_path / "agree" / "films.csv")) == len(ids) - 3
 
 
 def test_experiment_takes_chexmask_as_its_segmentation(bench: Path, table: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`lungprior chexmask` (published CheXmask masks in lungprior's layout) and `lungprior segeval` (mask agreement)."""
+"""`lungprior chexmask`: published CheXmask masks in lungprior's layout (compare them with `lungprior segeval`)."""
 
 from __future__ import annotations
 
@@ -21,24 +21,6 @@ def chexmask_command(
     typer.echo(f"masks: {r.masks_dir}")
 
 
-def segeval_command(
-    manifest: Path = typer.Option(..., "--manifest", help="Manifest of the films to compare."),
-    masks_a: Path = typer.Option(..., "--a", help="First masks folder (e.g. a `lungprior segment` run's masks/)."),
-    masks_b: Path = typer.Option(..., "--b", help="Second masks folder (e.g. `lungprior chexmask`'s masks/)."),
-    out: Path = typer.Option(..., "--out", help="Output base name: OUT.csv per film, OUT.json summary."),
-) -> None:
-    """Compare two sets of lung masks of the same films: Dice, IoU and lung area, per split."""
-    from lungprior.segment.agreement import compare_masks, write_comparison
-
-    table, summary = compare_masks(manifest, masks_a, masks_b)
-    csv_path, json_path = write_comparison(table, summary, out)
-    s = summary["all"]
-    typer.echo(f"compared: {summary['n_compared']} of {summary['n_films']} films  Dice mean {s['dice_mean']:.3f}  "
-               f"median {s['dice_median']:.3f}  p05 {s['dice_p05']:.3f}  IoU mean {s['iou_mean']:.3f}")
-    typer.echo(f"per film: {csv_path}  summary: {json_path}")
-
-
 def register(app: typer.Typer) -> None:
-    """Add `chexmask` and `segeval` to the app."""
+    """Add `chexmask` to the app."""
     app.command("chexmask")(chexmask_command)
-    app.command("segeval")(segeval_command)
