@@ -16,6 +16,7 @@ from lungprior.classify.cache import render_arrays
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.calibration import logit, sigmoid
 from lungprior.labels import FINDINGS
 
 CALIBRATION = "calibration.json"
@@ -104,13 +105,11 @@ def read_calibration(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, flo
 
 
 def calibrate(probs: np.ndarray, params: dict[str, dict[str, float]]) -> np.ndarray:
-    """sigmoid(a * logit(p) + b) per finding that has parameters; the others are left as they are."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    """sigmoid(a * logit(p) + b) per finding that has parameters (the run's `calibration.json`); others unchanged."""
     out = np.array(probs, dtype=np.float64, copy=True)
     for k, name in enumerate(FINDINGS):
         if name in params:
-            z = params[name]["a"] * np.log(p[..., k] / (1 - p[..., k])) + params[name]["b"]
-            out[..., k] = 1.0 / (1.0 + np.exp(-z))
+            out[..., k] = sigmoid(params[name]["a"] * logit(out[..., k]) + params[name]["b"])
     return out
 
 
