@@ -102,3 +102,11 @@ def test_calibration_table_reads_each_runs_metrics(tmp_path) -> None:
     assert row["No Finding AUROC (calibrated)"] == 0.81 and row["No Finding AUROC (raw)"] == 0.75
     assert row["mean ECE raw"] == pytest.approx(0.2) and row["mean ECE calibrated"] == pytest.approx(0.02)
     assert row["mean Brier raw"] == pytest.approx(0.2)
+
+
+def test_the_nolung_control_is_never_named_the_best_input() -> None:
+    """A lungs-removed control that scores highest (shortcuts outside the lungs) is not the recommended input."""
+    results = _results([0]).assign(mode=lambda d: d["mask"])
+    control = results[results["mask"] == "tight"].assign(mask="nolung", mode="nolung", auroc=0.95)
+    sentences = findings_sentences(pd.concat([results, control], ignore_index=True), _comparisons([0.01]))
+    assert "highest mean test AUROC is <b>tight</b>" in sentences[0] and "<b>nolung</b>" not in " ".join(sentences)

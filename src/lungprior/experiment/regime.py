@@ -29,8 +29,7 @@ from lungprior.errors import LungpriorError, one_line
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.runner import Log, run_experiment
 from lungprior.labels import NO_FINDING
-
-CONTROL_MODES = ("nolung",)  # controls, never a recommended prior
+from lungprior.masks.spec import CONTROL_MODES
 
 
 class RegimeSettings(BaseModel):

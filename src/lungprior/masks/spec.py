@@ -16,6 +16,7 @@ from lungprior.masks.ops import convex_hull_per_lung, dilate, tight_mask
 from lungprior.masks.regions import bbox_per_lung, box_mask, crop_box
 
 MODES: tuple[str, ...] = ("original", "tight", "loose", "soft", "nolung", "bbox", "crop", "prior-loss")
+CONTROL_MODES: tuple[str, ...] = ("nolung",)  # controls: reported, never picked or recommended as a prior
 #: Modes whose radius (dilation, box margin or penalty mask) defaults to DEFAULT_RADIUS_MM when none is given.
 RADIUS_MODES: tuple[str, ...] = ("loose", "bbox", "crop", "prior-loss")
 DEFAULT_RADIUS_MM = 10.0

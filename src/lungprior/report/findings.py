@@ -10,12 +10,15 @@ from __future__ import annotations
 import pandas as pd
 
 from lungprior.labels import NO_FINDING
+from lungprior.masks.spec import CONTROL_MODES
 
 ALPHA = 0.05
 
 
 def _best(results: pd.DataFrame, backbone: str, target: str) -> tuple[str, float] | None:
     sub = results[(results["backbone"] == backbone) & (results["class"] == target)]
+    if "mode" in sub.columns:  # a control (the lungs removed) is reported, never picked as the best input
+        sub = sub[~sub["mode"].isin(CONTROL_MODES)]
     means = sub.groupby("mask")["auroc"].mean().dropna()
     if means.empty:
         return None

@@ -17,6 +17,7 @@ import pandas as pd
 
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.stats import holm_adjust
+from lungprior.masks.spec import CONTROL_MODES
 
 MACRO = "macro AUROC"
 
@@ -75,7 +76,10 @@ def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
         return "Result: no masked input was compared with the original films."
     macro["p_adj"] = _p_holm_over_masks(macro)
     auc = results[results["class"] == "macro"]
-    means = auc[auc["mask"] != "original"].groupby(["backbone", "mask"], sort=False)["auroc"].mean().dropna()
+    candidates = auc[auc["mask"] != "original"]
+    if "mode" in candidates.columns:  # controls (the lungs removed) are never the headline's masked input
+        candidates = candidates[~candidates["mode"].isin(CONTROL_MODES)]
+    means = candidates.groupby(["backbone", "mask"], sort=False)["auroc"].mean().dropna()
     if means.empty:
         return "Result: no macro AUROC could be computed."
     backbone, mask = means.idxmax()

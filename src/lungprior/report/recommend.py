@@ -22,8 +22,8 @@ import pandas as pd
 from lungprior.evaluate.bootstrap import cluster_weights, weighted_auroc
 from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.masks.spec import CONTROL_MODES
 
-CONTROL_MODES = ("nolung",)
 RADIUS_MODES = ("tight", "loose", "original")
 
 
