@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.console import Console
+from lungprior.console import plain_console
 from rich.table import Table
 
 
@@ -18,7 +18,7 @@ def regime_command(
     from lungprior.experiment.regime import load_regime, run_regime
 
     cfg, regime = load_regime(config)
-    console = Console()
+    console = plain_console()
     _, map_path = run_regime(cfg, regime, out or Path("experiments") / cfg.name, log=console.print)
     if not map_path.is_file():
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from lungprior.console import plain_console
 
 
 def segeval_command(
@@ -24,7 +24,7 @@ def segeval_command(
     result = evaluate_segmentations(manifest, pred, out, gt=gt, worst=worst)
     s = result.summary["all"]
     unit = ", ".join(result.summary["units"])
-    console = Console(highlight=False)
+    console = plain_console()
     console.print(f"films scored: {s['n']}  not scored: {len(result.summary['not_scored'])}")
     console.print(f"Dice mean {s['dice']['mean']:.4f}  median {s['dice']['median']:.4f}  p10 {s['dice']['p10']:.4f}"
                   f"  min {s['dice']['min']:.4f}  below 0.90: {s['below_0.90']}")
