@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from lungprior.console import plain_console
 from rich.table import Table
+
+from lungprior.console import plain_console
 
 
 def regime_command(
