@@ -25,6 +25,9 @@ def phantom_command(
     context: float = typer.Option(
         0.0, "--context", help="Finding signal outside the tight lung outline, in [0, 1] (0: none added)."
     ),
+    conspicuity: float = typer.Option(
+        1.0, "--conspicuity", help="Lesion contrast multiplier in [0.25, 4] (1: the benchmark's own; 2: easier)."
+    ),
     prevalence: str = typer.Option(
         None, "--prevalence", help="Per-finding prevalence, e.g. 'Mass=0.1,Edema=0.2' (others keep defaults)."
     ),
@@ -39,7 +42,7 @@ def phantom_command(
     if gallery:
         output_dir(gallery.parent, "--gallery")
     cfg = PhantomConfig(
-        n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, context=context,
+        n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, context=context, conspicuity=conspicuity,
         prevalence=parse_prevalence(prevalence),
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,
     )

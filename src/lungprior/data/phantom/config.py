@@ -23,7 +23,9 @@ class PhantomConfig:
     """Everything that determines a generated benchmark (same config, same bytes).
 
     `bias` / `test_bias` set the shortcut markers' strength; `context` in [0, 1], independent of them, moves
-    finding signal outside the tight lung outline (0: the original benchmark; see `findings` for each finding).
+    finding signal outside the tight lung outline (0: the original benchmark; see `findings` for each finding);
+    `conspicuity` multiplies every lesion's density (1: the original benchmark; 2: twice the contrast, same
+    lesion geometry, labels and markers), the difficulty dial that lets a short training run learn the lesions.
     """
 
     n: int = 2000
@@ -32,6 +34,7 @@ class PhantomConfig:
     bias: float = 0.0
     test_bias: float = 0.0
     context: float = 0.0
+    conspicuity: float = 1.0
     prevalence: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PREVALENCE))
     images_per_patient: float = 2.0
     val_fraction: float = 0.1
@@ -52,6 +55,8 @@ class PhantomConfig:
         for k, v in self.prevalence.items():
             if not 0.0 <= v <= 0.9:
                 raise LungpriorError(f"prevalence of {k} must be in [0, 0.9], got {v}")
+        if not 0.25 <= self.conspicuity <= 4.0:
+            raise LungpriorError(f"--conspicuity must be in [0.25, 4], got {self.conspicuity}")
         if self.images_per_patient < 1.0:
             raise LungpriorError(f"images per patient must be >= 1, got {self.images_per_patient}")
         if not (
@@ -72,6 +77,8 @@ class PhantomConfig:
         d["generator_version"] = GENERATOR_VERSION
         if self.context == 0.0:  # benchmarks without outside context keep their recorded settings unchanged
             d.pop("context")
+        if self.conspicuity == 1.0:  # likewise for the original lesion contrast
+            d.pop("conspicuity")
         return d
 
 

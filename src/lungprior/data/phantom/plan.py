@@ -6,7 +6,7 @@ on how many workers render it or in which order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,6 +62,8 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
             p = cfg.prevalence_of(k) if k in CHRONIC else min(1.0, cfg.prevalence_of(k) / ACUTE_PER_FILM)
             has[k] = bool(rng.random() < p)
         lesions = {k: sample_lesion(k, anatomy, rng, context=cfg.context) for k in FINDINGS if has[k]}
+        if cfg.conspicuity != 1.0:  # contrast only: geometry, labels and the random streams are unchanged
+            lesions = {k: replace(les, amplitude=les.amplitude * cfg.conspicuity) for k, les in lesions.items()}
         bias = cfg.test_bias if splits[pid] == "test" else cfg.bias
         for j in range(count):
             frng = _rng(cfg, pid, 2, j)
