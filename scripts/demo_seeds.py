@@ -1,6 +1,7 @@
 """Does the demo's headline hold beyond seed 0? The demo's settings over several benchmark and training seeds.
 
-    python scripts/demo_seeds.py --out demo-seeds [--phantom-seeds 0 1 2] [--train-seeds 0 1]
+    python scripts/demo_seeds.py --out demo-seeds [--phantom-seeds 0 1 2] [--train-seeds 0 1] \
+        [--set training.epochs=16 training.batch_size=8 ...]
 
 For every benchmark seed, one experiment with the demo's settings (`src/lungprior/experiment/demo.yaml`; the
 segmentation check left out: it does not touch the classifiers) and the given training seeds; prints each
@@ -28,6 +29,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--phantom-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override demo.yaml settings, e.g. training.epochs=16 training.batch_size=8 dataset.phantom.n=600")
     args = ap.parse_args()
     base = yaml.safe_load(resources.files("lungprior.experiment").joinpath("demo.yaml").read_text())
     rows = []
@@ -36,6 +39,14 @@ def main() -> int:
         cfg["dataset"] = {**base["dataset"], "phantom": {**base["dataset"]["phantom"], "seed": pseed}}
         cfg["segmentation"] = {**base["segmentation"], "check_films": 0}
         cfg["training"] = {**base["training"], "seeds": args.train_seeds}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            *parents, leaf = key.split(".")
+            node = cfg
+            for k in parents:
+                node[k] = dict(node.get(k) or {})
+                node = node[k]
+            node[leaf] = yaml.safe_load(value)
         exp = args.out / f"phantom{pseed}"
         exp.mkdir(parents=True, exist_ok=True)
         (exp.parent / f"phantom{pseed}.yaml").write_text(yaml.safe_dump(cfg))
