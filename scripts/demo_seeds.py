@@ -30,7 +30,7 @@ def main() -> int:
     ap.add_argument("--phantom-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override demo.yaml settings, e.g. training.epochs=16 training.batch_size=8 dataset.phantom.n=600")
+                    help="override demo.yaml settings, e.g. training.epochs=16 dataset.phantom.n=600")
     args = ap.parse_args()
     base = yaml.safe_load(resources.files("lungprior.experiment").joinpath("demo.yaml").read_text())
     rows = []
