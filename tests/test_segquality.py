@@ -41,3 +41,18 @@ def test_report_counts_flagged_masks_from_qc(tmp_path) -> None:
     pd.concat([qc, pd.DataFrame([empty])]).to_csv(seg["qc"], index=False)
     html = _segmentation_section(cfg, bench / "manifest.csv", seg)
     assert f"Flagged masks (QC flag not ok): 1 of {len(qc) + 1}" in html
+
+
+def test_check_films_segments_only_test_films_and_scores_them(tmp_path) -> None:
+    from lungprior.experiment.runner import _check
+
+    bench = tmp_path / "bench"
+    generate_benchmark(PhantomConfig(n=12, size=256, seed=5), bench, workers=1, progress=False)
+    cfg = ExperimentConfig.model_validate({"segmentation": {"source": "ground_truth", "check_films": 2}})
+    record = _check(cfg, bench / "manifest.csv", tmp_path / "seg")
+    sample = pd.read_csv(tmp_path / "seg" / "check_manifest.csv")
+    assert len(sample) == 2 and (sample["split"] == "test").all()
+    assert record["check"]["films"] == 2 and record["failed"] == 0
+    assert list(record["quality"]["splits"]) == ["test"] and record["quality"]["n_scored"] == 2
+    assert record["quality"]["splits"]["test"]["dice_mean"] > 0.8  # LiteMedSAM, prompt-free, on the phantom
+    assert len(pd.read_csv(record["qc"])) == 2
