@@ -81,6 +81,9 @@ def test_film_box_skips_black_margins_but_not_letters_in_them() -> None:
     framed[5:20, 10:90] = 1.0  # burned-in letters in the black margin
     assert film_box(framed) == (30, 230, 50, 210)
     assert film_box(film) == (0, 200, 0, 160)
+    narrow = np.zeros((220, 176))
+    narrow[10:210, 8:168] = film  # margins of 9 % per axis (collimation, air): kept
+    assert film_box(narrow) == (0, 220, 0, 176)
     dark = np.zeros((100, 100))
     dark[45:55, 45:55] = 1.0  # a mostly black image: not cropped to a sliver
     assert film_box(dark) == (0, 100, 0, 100)
