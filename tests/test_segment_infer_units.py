@@ -101,7 +101,7 @@ def test_qc_rows_flag_empty_and_implausible_masks() -> None:
         "empty", "no lung pixels", 0.0, "whole")
     one = two.copy()
     one[:, 50:] = False
-    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.75)"
+    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.7)"
     three = two.copy()
     three[88:98, 44:56] = True  # 1.2 % of the image
     assert qc_row("d", three, prob, "auto")["reason"] == "3 components (> 2)"
@@ -111,7 +111,7 @@ def test_qc_rows_flag_empty_and_implausible_masks() -> None:
     row = qc_row("e", full, np.ones((20, 20)), "prior")
     assert row["flag"] == "implausible"  # one blob: counted on the side of its centroid, the other side is empty
     assert row["reason"] == (
-        "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.75); "
+        "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.7); "
         "lung covers 1.00 of the image border (> 0.25)"
     )
 
@@ -121,9 +121,9 @@ def test_qc_flags_real_film_failures() -> None:
     prob = np.where(two, 0.97, 0.1).astype(np.float32)
     assert qc_row("ok", two, prob, "auto", stability=0.99)["flag"] == "ok"
     unsure = qc_row("p", two, np.where(two, 0.8, 0.1), "auto")
-    assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.80 (< 0.93)"
+    assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.80 (< 0.9)"
     shaky = qc_row("s", two, prob, "auto", stability=0.9)
-    assert shaky["reason"] == "re-decoding agrees at Dice 0.90 (< 0.96)" and shaky["stability"] == 0.9
+    assert shaky["reason"] == "re-decoding agrees at Dice 0.90 (< 0.94)" and shaky["stability"] == 0.9
     cut = two.copy()
     rows, cols = np.nonzero(two[:, :50])
     r0, c0 = rows.min(), cols.min()

@@ -18,6 +18,7 @@ from PIL import Image
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.segment.infer import mask_path_for, segment_manifest
+from lungprior.segment.infer.borders import film_box, paste_back
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,3 +71,22 @@ def test_real_film_variants_are_segmented_well_or_flagged(tmp_path: Path) -> Non
         score = _dice(mask, truth)
         flagged = qc.loc[name, "flag"] != "ok" and isinstance(qc.loc[name, "reason"], str)
         assert score >= 0.8 or flagged, f"{name}: Dice {score:.3f} and not flagged"
+
+
+def test_film_box_skips_black_margins_but_not_letters_in_them() -> None:
+    rng = np.random.default_rng(0)
+    film = 0.2 + 0.6 * rng.random((200, 160))
+    framed = np.zeros((260, 240))
+    framed[30:230, 50:210] = film
+    framed[5:20, 10:90] = 1.0  # burned-in letters in the black margin
+    assert film_box(framed) == (30, 230, 50, 210)
+    assert film_box(film) == (0, 200, 0, 160)
+    narrow = np.zeros((220, 176))
+    narrow[10:210, 8:168] = film  # margins of 9 % per axis (collimation, air): kept
+    assert film_box(narrow) == (0, 220, 0, 176)
+    dark = np.zeros((100, 100))
+    dark[45:55, 45:55] = 1.0  # a mostly black image: not cropped to a sliver
+    assert film_box(dark) == (0, 100, 0, 100)
+    part = np.ones((2, 3), bool)
+    full = paste_back(part, (1, 3, 2, 5), (4, 6))
+    assert full.sum() == 6 and full[1:3, 2:5].all()

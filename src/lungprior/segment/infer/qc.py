@@ -11,7 +11,7 @@ QC_COLUMNS: tuple[str, ...] = (
 )
 #: Plausible lung area as a fraction of the image (an adult PA film), and the smallest side-to-side ratio.
 AREA_RANGE: tuple[float, float] = (0.08, 0.65)
-MIN_LR_RATIO = 0.75
+MIN_LR_RATIO = 0.7
 MAX_COMPONENTS = 2
 #: Components smaller than this fraction of the image (specks, fragments; a lung covers 5 % or more) are not
 #: counted; the tight mask drops them anyway.
@@ -19,8 +19,8 @@ MIN_COMPONENT_FRACTION = 0.01
 #: Real-film checks (see docs/segmentation.md, "Quality control").
 MIN_BOX_FILL = 0.4
 MAX_BORDER_TOUCH = 0.25
-MIN_MEAN_PROB = 0.93
-MIN_STABILITY = 0.96
+MIN_MEAN_PROB = 0.90
+MIN_STABILITY = 0.94
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 

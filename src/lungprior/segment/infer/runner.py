@@ -21,6 +21,7 @@ from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache, rounded
+from lungprior.segment.infer.borders import film_box, paste_back
 from lungprior.segment.infer.cascade import Cascade, LungPrediction
 from lungprior.segment.infer.engine import ENGINES, create_engine
 from lungprior.segment.infer.paths import MASKS_DIR, errors_path, mask_name, mask_path_for, qc_path, shard_done_path
@@ -80,6 +81,12 @@ class _Item:
     transform: Transform | None = None
     error: str | None = None
     blank: bool = False
+    box: tuple[int, int, int, int] | None = None  # the film inside black margins (y0, y1, x0, x1)
+    shape: tuple[int, int] | None = None  # the whole image's (H, W)
+
+    @property
+    def cropped(self) -> bool:
+        return self.box is not None and self.box != (0, self.shape[0], 0, self.shape[1])
 
 
 def _prompt_mode(prompt: str | os.PathLike[str]) -> tuple[str, dict[str, np.ndarray] | None]:
@@ -107,7 +114,9 @@ def _load(backend: SegBackend, image_id: str, path: Path) -> _Item:
         image, _ = read_image(path)
         if min(image.shape) < MIN_SIDE:
             raise ImageReadError(path, f"image of {image.shape[0]}x{image.shape[1]} pixels is too small")
-        item.tensor, item.transform = backend.preprocess(image)
+        item.shape, item.box = image.shape, film_box(image)
+        y0, y1, x0, x1 = item.box
+        item.tensor, item.transform = backend.preprocess(image[y0:y1, x0:x1] if item.cropped else image)
         item.blank = float(image.max() - image.min()) < BLANK_RANGE
     except ImageReadError as exc:
         item.error = exc.reason
@@ -150,13 +159,15 @@ class _Job:
         if self.mode == "whole":
             return self.cascade.whole(embedding, item.transform)
         h, w = item.transform.original_size
-        b = np.clip(self.boxes[item.image_id], 0.0, [w - 1.0, h - 1.0, w - 1.0, h - 1.0])
+        y0, _, x0, _ = item.box
+        b = np.clip(self.boxes[item.image_id] - [x0, y0, x0, y0], 0.0, [w - 1.0, h - 1.0, w - 1.0, h - 1.0])
         return self.cascade.boxes(embedding, item.transform, b, "csv")
 
     def _finish(self, item: _Item, mask: np.ndarray, prob: np.ndarray, source: str, reason: str = "",
                 stability: float = float("nan")) -> None:
-        write_mask(mask_path_for(self.masks_dir, item.image_id), mask)
-        row = qc_row(item.image_id, mask, prob, source, stability)
+        row = qc_row(item.image_id, mask, prob, source, stability)  # in the film's box: its edges are the film's
+        write_mask(mask_path_for(self.masks_dir, item.image_id),
+                   paste_back(mask, item.box, item.shape) if item.cropped else mask)
         self.qc_log.append({**row, "reason": reason} if reason else row)
         self.done += 1
         self.advance()
@@ -182,7 +193,8 @@ class _Job:
 
     def _embeddings(self, items: list[_Item]) -> list[torch.Tensor]:
         """(1, C, h, w) per item: encoded in one batch, or, with a cache, looked up there (misses encoded)."""
-        found = [self.cache.lookup(item.path) for item in items] if self.cache is not None else [None] * len(items)
+        found = [self.cache.lookup(item.path) if self.cache is not None and not item.cropped else None
+                 for item in items]
         missing = [j for j, e in enumerate(found) if e is None]
         if missing:
             encoded = self.cascade.engine.encode(torch.stack([items[j].tensor for j in missing]))
