@@ -3,7 +3,7 @@
 Skipped (with the reason) on machines without CUDA, which is where the default suite runs; on a GPU machine
 `pytest tests/test_gpu.py` exercises what the CPU suite cannot:
 
-- training in 16-mixed and bf16-mixed runs (finite, falling loss; CUDA peak memory recorded), and a trained
+- training in 16-mixed and bf16-mixed runs (finite loss, first epoch's as fp32's; CUDA peak memory), and a trained
   model's forward pass under autocast gives its fp32 scores to the dtype's precision;
 - `lungprior train --strategy ddp` under torchrun initialises NCCL and gives the single-process result
   (one process: the same device, so any difference is the DDP wrapper's, tolerance 1e-3 on probabilities;
@@ -94,7 +94,7 @@ def _probs(run: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
 def test_mixed_precision_trains(runs: dict[str, Path], precision: str) -> None:
-    """A mixed-precision run trains (finite, falling loss), records CUDA memory, and predicts finite scores.
+    """A mixed-precision run trains (finite loss, the fp32 first-epoch loss), records CUDA memory, predicts.
 
     Its weights are not compared with the fp32 run's: after a few epochs from random initialisation, rounding
     sends the two down different paths (measured Spearman rho 0.70-0.96 per class between their test scores),
@@ -102,7 +102,11 @@ def test_mixed_precision_trains(runs: dict[str, Path], precision: str) -> None:
     """
     hist = pd.read_csv(runs[precision] / "history.csv")
     assert np.isfinite(hist["train_loss"]).all() and len(hist) == 3
-    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    # Same initialisation and batches: the first epoch's mean loss is the fp32 run's up to rounding (measured on
+    # an H200: 1.1102 in 16-mixed, 1.1107 in bf16-mixed). Later epochs drift apart, and at this size the loss
+    # need not fall within three epochs (it rose to 1.175 in both), so only the first epoch is compared.
+    first32 = pd.read_csv(runs["32"] / "history.csv")["train_loss"].iloc[0]
+    assert abs(hist["train_loss"].iloc[0] - first32) < 0.02
     assert json.loads((runs[precision] / "config.json").read_text())["precision"] == precision
     assert json.loads((runs[precision] / "efficiency.json").read_text())["peak_memory_source"] == "cuda"
     assert np.isfinite(_probs(runs[precision])).all()
