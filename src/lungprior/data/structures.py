@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from rich.console import Console
 from rich.progress import track
 
+from lungprior.console import plain_console
 from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask, write_png
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
@@ -147,7 +147,7 @@ def build_structure_segdata(
     rows: list[dict[str, Any]] = []
     wanted = {slug(s): s for s in structures}
     bar = track(films, description="pasting structure crops", disable=not progress, transient=True,
-                console=Console(stderr=True))
+                console=plain_console(stderr=True))
     for film in bar:
         group = table[table["Filename"].astype(str).str.strip() == film]
         row, problem, notes = _import_film(film, ids[film], group, base, images, out, wanted, max_side)
