@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import norm
 
 from lungprior.evaluate.bootstrap import group_codes
-from lungprior.evaluate.delong import _placements
+from lungprior.evaluate.delong import _placements, wald_test
 from lungprior.evaluate.scores import DegenerateDataWarning, check_labels, check_scores, warn_if_degenerate
 
 
@@ -77,15 +77,9 @@ def _finish(auc_a: float, auc_b: float, var: float, alpha: float) -> PairedTest:
     diff = auc_a - auc_b
     if math.isnan(var):
         return PairedTest(auc_a, auc_b, diff, *(math.nan,) * 5)
-    se = math.sqrt(max(var, 0.0))
-    if se > 0:
-        z = diff / se
-    elif diff == 0:
-        z = 0.0
-    else:
-        z = math.copysign(math.inf, diff)
+    se, z, p = wald_test(diff, var)
     half = float(norm.ppf(1.0 - alpha / 2.0)) * se
-    return PairedTest(auc_a, auc_b, diff, se, z, float(2.0 * norm.sf(abs(z))), diff - half, diff + half)
+    return PairedTest(auc_a, auc_b, diff, se, z, p, diff - half, diff + half)
 
 
 def obuchowski_test(

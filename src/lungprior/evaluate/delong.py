@@ -89,6 +89,12 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
     var = float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1])
     if math.isnan(var):
         return DeLongResult(float(aucs[0]), float(aucs[1]), diff, math.nan, math.nan, math.nan)
+    se, z, p = wald_test(diff, var)
+    return DeLongResult(float(aucs[0]), float(aucs[1]), diff, z, p, se)
+
+
+def wald_test(diff: float, var: float) -> tuple[float, float, float]:
+    """(SE, z, two-sided p) of a difference with variance `var` (a zero SE: z 0 without a difference, else ±inf)."""
     se = math.sqrt(max(var, 0.0))
     if se > 0:
         z = diff / se
@@ -96,8 +102,7 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
         z = 0.0
     else:
         z = math.copysign(math.inf, diff)
-    p = float(2.0 * norm.sf(abs(z)))
-    return DeLongResult(float(aucs[0]), float(aucs[1]), diff, z, p, se)
+    return se, z, float(2.0 * norm.sf(abs(z)))
 
 
 def delong_ci(y_true: ArrayLike, scores: ArrayLike, alpha: float = 0.05) -> tuple[float, float, float]:
