@@ -52,6 +52,17 @@ def test_holm_can_remove_significance(tmp_path: Path) -> None:
     assert "Holm over 2 masked inputs: p = 0.06." in outcome
 
 
+def test_names_the_most_significant_class(tmp_path: Path) -> None:
+    _write(tmp_path, {"tight": [(0.70, 0.3)]})
+    comparisons = pd.read_csv(tmp_path / "comparisons.csv")
+    extra = {"backbone": "resnet18", "seed": 0, "mask": "tight", "versus": "original", "target": "Pneumonia",
+             "diff": 0.248, "p": 0.001, "p_holm": 0.006, "ci_low": 0.106, "ci_high": 0.394}
+    pd.concat([comparisons, pd.DataFrame([extra])]).to_csv(tmp_path / "comparisons.csv", index=False)
+    outcome = headline_lines(tmp_path)[1]
+    assert outcome.startswith("Result: tight does not differ significantly from original")
+    assert outcome.endswith("; per class, Pneumonia +0.248 (95% CI +0.106 to +0.394), Holm-adjusted p = 0.006.")
+
+
 def test_several_seeds_report_ranges(tmp_path: Path) -> None:
     _write(tmp_path, {"tight": [(0.80, 0.001), (0.76, 0.02), (0.78, 0.2)]})
     outcome = headline_lines(tmp_path)[1]

@@ -67,7 +67,7 @@ def demo_command(
 ) -> None:
     """The demo: a synthetic benchmark whose training films carry shortcut markers outside the lungs; ResNet18
     on original vs lung-masked films, evaluated on unbiased test films; comparisons and the HTML report.
-    CPU only, no downloads, about six minutes on two cores."""
+    CPU only, no downloads, a few minutes on two cores."""
     demo = resources.files("lungprior.experiment").joinpath("demo_full.yaml" if full else "demo.yaml")
     with resources.as_file(demo) as path:
         cfg = load_experiment(path)

@@ -70,6 +70,18 @@ def _fmt_p(p: float) -> str:
     return "n/a" if math.isnan(p) else f"{p:.2g}"
 
 
+def _best_class(comparisons: pd.DataFrame, backbone: str, mask: str) -> str:
+    """'; per class: Pneumonia +0.248 (...), Holm p = 0.006' for the class with the smallest Holm p < 0.05."""
+    rows = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
+                       & (comparisons["target"] != MACRO)].dropna(subset=["p_holm"])
+    if rows.empty or rows["p_holm"].min() >= 0.05:
+        return ""
+    r = rows.loc[rows["p_holm"].astype(float).idxmin()]
+    ci = (f" (95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
+          if "ci_low" in r and pd.notna(r["ci_low"]) and pd.notna(r.get("ci_high")) else "")
+    return f"; per class, {r['target']} {r['diff']:+.3f}{ci}, Holm-adjusted p = {_fmt_p(float(r['p_holm']))}"
+
+
 def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     macro = comparisons[comparisons["target"] == MACRO].copy()
     if macro.empty:
@@ -99,7 +111,7 @@ def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
         return (f"Result: {mask} {verdict} original for {backbone}: macro AUROC {b['auroc']:.3f} "
                 f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]{ref}; difference {r['diff']:+.3f} "
                 f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}), {r['test']} p = {_fmt_p(float(r['p']))}, "
-                f"{holm}: p = {_fmt_p(float(r['p_adj']))}.")
+                f"{holm}: p = {_fmt_p(float(r['p_adj']))}{_best_class(comparisons, backbone, mask)}.")
     n_sig = int((p_adj < 0.05).sum())
     return (f"Result: {mask} {verdict} original for {backbone} (significant in {n_sig} of {len(rows)} seeds): "
             f"macro AUROC {best['auroc'].mean():.3f} vs {orig['auroc'].mean():.3f} (mean over seeds); difference "
