@@ -110,3 +110,10 @@ def test_the_nolung_control_is_never_named_the_best_input() -> None:
     control = results[results["mask"] == "tight"].assign(mask="nolung", mode="nolung", auroc=0.95)
     sentences = findings_sentences(pd.concat([results, control], ignore_index=True), _comparisons([0.01]))
     assert "highest mean test AUROC is <b>tight</b>" in sentences[0] and "<b>nolung</b>" not in " ".join(sentences)
+
+
+def test_a_study_without_original_runs_has_findings_and_no_comparison() -> None:
+    results = _results([0])
+    sentences = findings_sentences(results[results["mask"] != "original"], pd.DataFrame())
+    assert "highest mean test AUROC is <b>tight</b> (0.800;" not in sentences[0]
+    assert "<b>tight</b> (0.800)" in sentences[0] and "significantly" not in " ".join(sentences)

@@ -83,7 +83,7 @@ def seed_marker(rows: pd.DataFrame, target: str) -> tuple[str, bool]:
 
 
 def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: str) -> str:
-    if mask == "original":
+    if mask == "original" or comparisons.empty:  # a study without an original run has nothing to compare
         return ""
     rows = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
                        & (comparisons["target"] == target)]
