@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+from pagecheck import IMAGES, open_page
 
 from lungprior.experiment import load_experiment, run_experiment
 
@@ -103,28 +103,10 @@ def test_report_opens_with_the_headline(experiment: dict) -> None:
         assert 0 < page.index(html.escape(line)) < first
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 def test_report_loads_in_headless_chromium(experiment: dict) -> None:
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("no Chromium installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-    report = experiment["exp"] / "report.html"
-    with sync_api.sync_playwright() as pw:
-        chrome = pw.chromium.launch(executable_path=browser, args=["--no-sandbox", "--disable-gpu",
-                                                                   "--disable-background-networking"])
-        page = chrome.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-        page.goto(report.as_uri(), wait_until="load")
-        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
-        chrome.close()
+    problems, got = open_page(experiment["exp"] / "report.html", {
+        "images": IMAGES, "headings": "Array.from(document.querySelectorAll('h2')).map(h => h.textContent)"})
+    images, headings = got["images"], got["headings"]
     assert len(images) >= 6 and all(done and width > 0 for done, width in images)
     assert problems == []
     for section in ("Findings", "Dataset", "ROC curves", "No Finding", "Training efficiency", "Where the models look"):

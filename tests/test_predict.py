@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pagecheck import IMAGES, open_page
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -217,31 +218,16 @@ def test_export_onnx_matches_pytorch_on_films(tight_run: Path, bench: Path, tmp_
     np.testing.assert_allclose(expit(logits), onnx_p, atol=1e-6)
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 def test_index_page_loads_in_headless_chromium(batch) -> None:
     out, _ = batch
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("no Chromium installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-    with sync_api.sync_playwright() as pw:
-        chrome = pw.chromium.launch(executable_path=browser, args=["--no-sandbox", "--disable-gpu",
-                                                                   "--disable-background-networking"])
-        page = chrome.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-        page.goto((out / "index.html").as_uri(), wait_until="load")
-        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        ids = page.evaluate("Array.from(document.querySelectorAll('#films tbody tr')).map(r => r.cells[1].textContent)")
-        top = page.evaluate("Array.from(document.querySelectorAll('#films tbody tr')).map(r => Math.max("
-                            "...Array.from(r.querySelectorAll('td.num')).slice(1, 6).map(c => +c.textContent)))")
-        errors = page.evaluate("Array.from(document.querySelectorAll('#errors tbody tr')).length")
-        chrome.close()
+    problems, got = open_page(out / "index.html", {
+        "images": IMAGES,
+        "ids": "Array.from(document.querySelectorAll('#films tbody tr')).map(r => r.cells[1].textContent)",
+        "top": "Array.from(document.querySelectorAll('#films tbody tr')).map(r => Math.max("
+               "...Array.from(r.querySelectorAll('td.num')).slice(1, 6).map(c => +c.textContent)))",
+        "errors": "Array.from(document.querySelectorAll('#errors tbody tr')).length",
+    })
+    images, ids, top, errors = got["images"], got["ids"], got["top"], got["errors"]
     assert problems == []
     assert len(images) == 3 and all(done and width > 0 for done, width in images)
     assert sorted(ids) == ["a", "b", "c"] and top == sorted(top, reverse=True)
