@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dicomfiles import make_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from lungprior.data.io import read_image
 from lungprior.data.limits import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, max_pixels
@@ -64,19 +63,7 @@ def tiff_bomb(path: Path, side: int = BIG) -> Path:
 
 def dicom_bomb(path: Path, side: int = BIG) -> Path:
     """A DICOM whose Rows/Columns say side x side (the pixel data is short)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows = ds.Columns = side
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = np.zeros(64, "<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return make_dicom(path, np.zeros((8, 8), np.uint16), Rows=side, Columns=side)
 
 
 BOMBS = {"png": png_bomb, "jpg": jpeg_bomb, "tif": tiff_bomb, "dcm": dicom_bomb}

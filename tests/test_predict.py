@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dicomfiles import make_dicom
 from pagecheck import IMAGES, open_page
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from scipy.special import expit, logit
 from typer.testing import CliRunner
 
@@ -59,20 +58,7 @@ def original_run(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _dicom(path: Path, image: np.ndarray) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PhotometricInterpretation = "CR", "MONOCHROME2"
-    ds.Rows, ds.Columns = image.shape
-    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 16, 12, 11, 0
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.PixelData = np.rint(image * 4095).astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return make_dicom(path, np.rint(image * 4095).astype(np.uint16), PixelSpacing=[0.5, 0.5])
 
 
 @pytest.fixture(scope="module")

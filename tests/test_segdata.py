@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from dicomfiles import make_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from typer.testing import CliRunner
 
 from lungprior.cli.main import app
@@ -41,20 +40,7 @@ def write_raw_mask(path: Path, arr: np.ndarray) -> Path:
 
 
 def write_dicom(path: Path, spacing: str = "0.5") -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = H, W
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelSpacing = [spacing, spacing]
-    ds.PixelData = np.arange(H * W, dtype="<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return make_dicom(path, np.arange(H * W, dtype=np.uint16).reshape(H, W), PixelSpacing=[spacing, spacing])
 
 
 def simple_dataset(root: Path, n: int) -> tuple[Path, Path]:
