@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lungprior.data.atomic import atomic_open
 from lungprior.labels import FINDINGS
+from lungprior.report.html import write_page
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -49,12 +49,7 @@ def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd
     if len(errors):
         body.append("<h2>Unreadable files</h2><table id='errors'><thead><tr><th>id</th><th>path</th><th>reason</th>"
                     f"</tr></thead><tbody>{err_rows}</tbody></table>")
-    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
-    path = out / "index.html"
-    with atomic_open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    return path
+    return write_page(out / "index.html", title, _STYLE, "".join(body))
 
 
 def _row(r: pd.Series, rank: int | None) -> str:

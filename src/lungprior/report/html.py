@@ -234,9 +234,13 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
             gallery = Path(r["run_dir"]) / "cam_gallery.png"
             if r["seed"] == cfg.training.seeds[0] and r["backbone"] == cfg.training.backbones[0] and gallery.is_file():
                 sections.append(f"<p>{html.escape(r['mask'])}</p>" + _img(figures.png_file_uri(str(gallery)), "CAM"))
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>lungprior report: "
-            f"{html.escape(cfg.name)}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
-    out = exp / "report.html"
-    with atomic_open(out, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    return out
+    return write_page(exp / "report.html", f"lungprior report: {cfg.name}", STYLE, "".join(sections))
+
+
+def write_page(path: Path, title: str, style: str, body: str) -> Path:
+    """A self-contained HTML page (`title` escaped, `style` and `body` as given), written atomically."""
+    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>")
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
