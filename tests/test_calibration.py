@@ -75,3 +75,12 @@ def test_brier_and_ece_against_references() -> None:
     assert ece(np.ones(3), np.ones(3)) == 0.0
     assert fit_platt(np.zeros(5), np.full(5, 0.3)) == {"a": 1.0, "b": 0.0}
     assert logit([0.0, 1.0]) == pytest.approx([-13.8155, 13.8155], abs=1e-3)
+
+
+def test_sigmoid_of_extreme_logits_is_finite_and_silent() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])

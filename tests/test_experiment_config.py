@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("segmentation: {check_films: 8}\n", "check_films is for source 'ground_truth'"),
         ("[1, 2]\n", "top level must be a mapping"),
         ("a: [\n", "not valid YAML"),
+        ("dataset: {phantom: {val_fraction: 0.5, test_fraction: 0.5}}\n", "must be below 1"),
     ],
 )
 def test_bad_experiment_files(tmp_path: Path, text: str, message: str) -> None:
@@ -77,3 +78,15 @@ def test_killed_stage_runs_again(tmp_path: Path) -> None:
         run_stage("s", tmp_path / "s", "k", boom)
     assert not (tmp_path / "s" / "stage.json").exists()
     assert run_stage("s", tmp_path / "s", "k", lambda f: {}).ran
+
+
+def test_phantom_split_fractions_reach_the_benchmark(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from lungprior.experiment.runner import data_stage
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("dataset: {phantom: {n: 40, size: 64, val_fraction: 0.1, test_fraction: 0.5}}\n")
+    record = data_stage(load_experiment(path), tmp_path / "exp").record
+    patients = pd.read_csv(record["manifest"]).groupby("split")["patient_id"].nunique()
+    assert patients["test"] / patients.sum() == pytest.approx(0.5, abs=0.05)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from lungprior.errors import LungpriorError
@@ -34,7 +35,8 @@ def logit(p: ArrayLike) -> np.ndarray:
 
 
 def sigmoid(x: ArrayLike) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    return expit(np.asarray(x, dtype=float))
 
 
 def fit_platt(y: ArrayLike, p: ArrayLike) -> dict[str, float]:

@@ -62,6 +62,14 @@ class PhantomSettings(_Strict):
     context: float = Field(0.0, ge=0.0, le=1.0)
     conspicuity: float = Field(1.0, ge=0.25, le=4.0)
     prevalence: dict[str, float] | None = None
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _fractions(self) -> PhantomSettings:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must be below 1 (some patients must train)")
+        return self
 
 
 class NihSettings(_Strict):

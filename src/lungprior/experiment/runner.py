@@ -52,7 +52,7 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
 
         p = ds.phantom
         pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias, context=p.context,
-                             conspicuity=p.conspicuity,
+                             conspicuity=p.conspicuity, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
                              prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
 
         def work(folder: Path) -> dict[str, Any]:
