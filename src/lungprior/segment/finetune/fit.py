@@ -76,7 +76,7 @@ def quiet_lightning() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen encoder
         warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-        warnings.filterwarnings("ignore", message=r".*val_dataloader.*validation_step.*")
+        warnings.filterwarnings("ignore", message=r".*but have no `val_dataloader`.*")  # cross-validation folds
         yield
 
 
