@@ -2,12 +2,15 @@
 
     python benchmarks/segment_cv.py --data SEGDATA --folds 5 [--device cuda] [--recipe frozen|full] --out DIR
 
-Every film is encoded once per augmented view (`--views`, view 0 = the film); with the frozen recipe those
-embeddings are reused by every fold, and only the mask decoder (and prompt encoder) is trained per fold.
-The full recipe (`--recipe full`, meant for a GPU) also trains the image encoder, from the same views.
-Held-out films are segmented by the automatic cascade (no ground truth used) and, for reference, with
-the true per-lung boxes. Writes DIR/<arm>/masks + qc.csv, DIR/<arm>_eval/ (`lungprior segeval`), and
-DIR/cv.md, the tables of docs/segmentation.md. Rerunning reuses DIR/cache/ (the embeddings).
+Each fold's model is trained by `lungprior.segment.finetune.train_model`, the training loop of `lungprior
+finetune` (same views, box jitter, loss and schedule), on the other folds' films, without validation (the last
+epoch is kept). With the frozen recipe every film is encoded once per augmented view (`--views`, view 0 = the
+film) into DIR/cache/, reused by every fold, and only the mask decoder (and prompt encoder) is trained; the
+full recipe (`--recipe full`, meant for a GPU) also trains the image encoder, on the same views. Held-out
+films are segmented by the automatic cascade (no ground truth used) and, for reference, with the true
+per-lung boxes. Writes DIR/<arm>/masks + qc.csv, DIR/<arm>_eval/ (`lungprior segeval`), DIR/folds/<k>/ (each
+fold's training run) and DIR/cv.md, the tables of docs/segmentation.md. Rerunning reuses DIR/cache/ and
+finished folds.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,12 +29,13 @@ import torch
 from sklearn.model_selection import GroupKFold
 
 from lungprior.data.atomic import write_json
-from lungprior.data.ignore import read_mask_ignore
-from lungprior.data.io import read_image, write_mask
+from lungprior.data.io import write_mask
 from lungprior.data.manifest import read_seg_manifest, resolve
-from lungprior.segment.finetune.data import lung_boxes
-from lungprior.segment.finetune.decoder_fit import FitSettings, Prompts, fit
-from lungprior.segment.finetune.views import make_view
+from lungprior.segment.embeddings import EmbeddingCache
+from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
+from lungprior.segment.finetune.callbacks import read_metrics
+from lungprior.segment.finetune.config import resolve_precision
+from lungprior.segment.finetune.data import Pair, read_pair
 from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import TorchEngine, create_engine
 from lungprior.segment.infer.paths import mask_path_for
@@ -49,7 +54,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--views", type=int, default=6, help="augmented views per film (view 0 = the film)")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--batch-size", type=int, default=16, help="prompts per step")
+    p.add_argument("--batch-size", type=int, default=8, help="views per step (one prompt per lung: 16 prompts)")
+    p.add_argument("--jitter-in", type=float, default=0.04, help="box sides move inward by up to this fraction")
+    p.add_argument("--jitter-out", type=float, default=0.10, help="box sides move outward by up to this fraction")
     p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
                    help="none: zero-shot arms only (no training)")
     p.add_argument("--device", default="cpu")
@@ -67,29 +74,26 @@ def folds_of(df: pd.DataFrame, k: int) -> np.ndarray:
     return fold
 
 
-def encode_views(df, backend, engine, views: int, seed: int, cache: Path, keep_inputs: bool):
-    """Embeddings (N*V, C, h, w) float16, per-view prompts, inputs (N*V, 1, S, S) if asked, per-film data."""
-    cache.mkdir(parents=True, exist_ok=True)
-    prompts, embs, inputs, films = Prompts.empty(), [], [], []
-    for i, row in df.iterrows():
-        image, _ = read_image(resolve(df, row["path"]))
-        truth, ignore = read_mask_ignore(resolve(df, row["mask_path"]), shape=image.shape)
-        films.append({"image": image, "truth": truth, "ignore": ignore})
-        for v in range(views):
-            img_v, mask_v, _ = make_view(image, truth, v, image_id=str(row["image_id"]), seed=seed)
-            tensor, transform = backend.preprocess(img_v)
-            prompts.add(i * views + v, mask_v, transform)
-            if keep_inputs:
-                inputs.append(tensor[:1].to(torch.float16))
-            file = cache / f"{i:04d}_{v}.npy"
-            if file.is_file():
-                embs.append(torch.from_numpy(np.load(file)))
-                continue
-            e = engine.encode(tensor[None])[0].to("cpu", torch.float16)
-            np.save(file, e.numpy())
-            embs.append(e)
-        print(f"encoded {i + 1}/{len(df)}", file=sys.stderr, flush=True)
-    return torch.stack(embs), prompts, (torch.stack(inputs) if keep_inputs else None), films
+def film_pairs(df: pd.DataFrame) -> list[Pair]:
+    """One image–mask pair per manifest row (whatever its split), in row order."""
+    return [Pair(str(r["image_id"]), resolve(df, r["path"]), resolve(df, r["mask_path"]), str(r["split"]))
+            for _, r in df.iterrows()]
+
+
+def fold_config(args: argparse.Namespace, folder: Path, k: int) -> FinetuneConfig:
+    """The fold's training settings; a fold folder trained with other settings is cleared."""
+    cfg = FinetuneConfig(
+        data=args.data, out=str(folder), epochs=args.epochs, views=args.views, batch_size=args.batch_size,
+        lr=args.lr, jitter_in=args.jitter_in, jitter_out=args.jitter_out, seed=args.seed + k, devices=1,
+        freeze_encoder="no" if args.recipe == "full" else "yes",
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+    )
+    saved = folder / "config.json"
+    if saved.is_file() and FinetuneConfig.from_json(saved) != cfg:
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.to_json(saved)
+    return cfg
 
 
 def predict(cascade: Cascade, backend, embedding: torch.Tensor, image: np.ndarray, truth: np.ndarray | None):
@@ -128,46 +132,51 @@ def main() -> None:
     df = read_seg_manifest(manifest).sort_values("image_id", kind="stable").reset_index(drop=True)
     df.attrs["root"] = str(manifest.resolve().parent)
     fold = folds_of(df, args.folds)
+    pairs = film_pairs(df)
     start = time.perf_counter()
     base = create_backend("litemedsam", None, device)
     engine = create_engine(base, "auto" if device.type == "cpu" else "torch")
-    embs, prompts, inputs, films = encode_views(
-        df, base, engine, args.views if args.recipe != "none" else 1, args.seed, out / "cache",
-        keep_inputs=args.recipe == "full",
-    )
+    cache = EmbeddingCache(out / "cache", base, encoder=engine.encode)
     args.views = args.views if args.recipe != "none" else 1
+    encoded = args.views if args.recipe == "frozen" else 1
+    pairs, errors = check_pairs(pairs, cache, views=encoded, seed=args.seed, progress=True)
+    if errors:
+        sys.exit(f"unusable films: {errors}")
+    films = [read_pair(pair) for pair in pairs]
     t_encode = time.perf_counter() - start
+
+    def embedding(i: int) -> torch.Tensor:
+        tensor, _ = base.preprocess(films[i][0])
+        return cache.get(pairs[i].image, tensor)
+
     qc = {arm: [] for arm in ARMS}
     base_cascade = Cascade(TorchEngine(base), base)
-    for i, row in df.iterrows():
-        e = embs[i * args.views][None].float()
-        for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i]["truth"])):
-            write_arm(out / arm, str(row["image_id"]), predict(base_cascade, base, e, films[i]["image"], truth),
-                      qc[arm])
-    settings = FitSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size)
+    for i, pair in enumerate(pairs):
+        for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
+            write_arm(out / arm, pair.image_id, predict(base_cascade, base, embedding(i), films[i][0], truth), qc[arm])
     losses = {}
     t_train = 0.0
     arms = ARMS if args.recipe != "none" else ARMS[:2]
     for k in range(args.folds if args.recipe != "none" else 0):
-        train_films = np.flatnonzero(fold != k)
-        train_views = np.concatenate([np.arange(i * args.views, (i + 1) * args.views) for i in train_films])
-        net = copy.deepcopy(base.model)
+        cfg = fold_config(args, out / "folds" / str(k), k)
+        tuned = type(base)(copy.deepcopy(base.model), device)
         t0 = time.perf_counter()
-        losses[k] = fit(net, prompts.subset(train_views), settings, seed=args.seed + k, input_size=base.input_size,
-                        embeddings=None if args.recipe == "full" else embs,
-                        inputs=inputs if args.recipe == "full" else None, device=device, amp=device.type == "cuda")
+        train_model(cfg, tuned, [pairs[i] for i in np.flatnonzero(fold != k)], None,
+                    cache=cache if args.recipe == "frozen" else None, accelerator=cfg.accelerator,
+                    precision=resolve_precision("auto", cfg.accelerator))
         t_train += time.perf_counter() - t0
-        tuned = type(base)(net, device)
+        losses[k] = [row["train_loss"] for row in read_metrics(Path(cfg.out) / "metrics.csv")]
+        tuned.device = device
+        tuned.model.to(device).eval()
         cascade = Cascade(TorchEngine(tuned), tuned)
         for i in np.flatnonzero(fold == k):
             if args.recipe == "full":
-                tensor, _ = tuned.preprocess(films[i]["image"])
+                tensor, _ = tuned.preprocess(films[i][0])
                 e = TorchEngine(tuned).encode(tensor[None])
             else:
-                e = embs[i * args.views][None].float()
-            image_id = str(df["image_id"][i])
-            for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i]["truth"])):
-                write_arm(out / arm, image_id, predict(cascade, tuned, e, films[i]["image"], truth), qc[arm])
+                e = embedding(i)
+            for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i][1])):
+                write_arm(out / arm, pairs[i].image_id, predict(cascade, tuned, e, films[i][0], truth), qc[arm])
         print(f"fold {k + 1}/{args.folds}: last epoch loss {losses[k][-1]:.4f}", file=sys.stderr, flush=True)
     summaries, by_view = {}, {}
     for arm in arms:

@@ -43,7 +43,8 @@ def phantom(tmp_path_factory):
 
 
 def tiny_config(phantom, out) -> FinetuneConfig:
-    return FinetuneConfig(data=str(phantom), out=str(out), epochs=1, batch_size=2, max_train=2, accelerator="cpu")
+    return FinetuneConfig(data=str(phantom), out=str(out), epochs=1, views=2, batch_size=2, max_train=2,
+                          accelerator="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,7 @@ def test_run_folder_best_checkpoint_and_test_comparison(phantom, run) -> None:
     assert best["backend"] == "litemedsam" and best["base_weights_sha256"] == LITEMEDSAM_SHA256
     assert best["epoch"] == 1 and best["metrics"]["val_dice"] == pytest.approx(dice)
     assert best["config"] == cfg.to_dict() and best["freeze_encoder"] is True and best["lungprior_version"]
+    assert (best["epochs"], best["views"]) == (1, 2)
     zero = json.loads((out / "zeroshot.json").read_text())
     assert [len(load_pairs(phantom, s)) for s in ("train", "val", "test")] == [9, 1, 2]
     assert zero["split"] == "val" and zero["n"] == 1 and 0 < zero["dice"] <= 1
@@ -75,7 +77,7 @@ def test_run_folder_best_checkpoint_and_test_comparison(phantom, run) -> None:
     assert result.best_epoch == 1 and result.test["finetuned"]["dice"] == test["finetuned"]["dice"]
 
     embeddings = sorted((out / "cache").glob("*.npy"))
-    assert len(embeddings) == 5  # 2 train (--max-train 2) + 1 val + 2 test images, each encoded once
+    assert len(embeddings) == 7  # 2 train (--max-train 2) x 2 views + 1 val + 2 test images, each encoded once
     stored = np.load(embeddings[0])
     assert stored.dtype == np.float16 and stored.shape == (256, 64, 64)
 
@@ -102,6 +104,20 @@ def test_rerun_is_not_retrained_and_another_config_is_refused(run, tmp_path) -> 
         finetune(replace(cfg, out=str(tmp_path)))
 
 
+def test_a_run_stopped_before_its_test_split_resumes_from_last_ckpt(run) -> None:
+    """last.ckpt (with the one-cycle schedule's state) loads with weights_only; the rerun trains no further."""
+    cfg, result = run
+    out = result.out
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["lr_schedulers"][0]["total_steps"] >= 2 and state["callbacks"]
+    metrics = (out / "metrics.csv").read_text()
+    before = (out / "test_metrics.json").read_text()
+    (out / "test_metrics.json").unlink()
+    again = finetune(cfg)
+    assert not again.already_finished and (out / "metrics.csv").read_text() == metrics
+    assert json.loads((out / "test_metrics.json").read_text()) == json.loads(before)
+
+
 def test_decoder_overfits_one_batch(phantom, run) -> None:
     """A few optimizer steps on one batch (fixed jitter) lower the loss; batched decoding equals per-image."""
     out = run[1].out
@@ -110,7 +126,7 @@ def test_decoder_overfits_one_batch(phantom, run) -> None:
     data = LungPromptDataset(load_pairs(phantom, "train")[:1], backend, cache)
     batch = collate([data[0]])
     module = LungFinetuneModule(backend, replace(RECIPES["litemedsam"], lr=2e-4), freeze_encoder=True)
-    boxes, _ = module.prompts(batch, epoch=0)
+    boxes, _, _ = module.prompts(batch, epoch=0)
     with torch.no_grad():
         batched, _ = module.decode_prompts(batch["embedding"], boxes)
         module.batched_decoder = False  # SAM's decoder path: one call per image
@@ -118,7 +134,9 @@ def test_decoder_overfits_one_batch(phantom, run) -> None:
         module.batched_decoder = True
     assert batched.shape == (2, 1, 256, 256) and torch.allclose(batched, single, atol=1e-3)
     module.net.train()
-    optimizer = module.configure_optimizers()
+    optimizer = module.configure_optimizers()["optimizer"]
+    for group in optimizer.param_groups:
+        group["lr"] = 2e-4  # the one-cycle schedule would start at lr / 25
     losses = []
     for _ in range(4):
         loss = module.compute_loss(batch, epoch=0)
@@ -142,17 +160,26 @@ def test_optimizers_follow_each_recipe() -> None:
     def ids(*parts: torch.nn.Module) -> set[int]:
         return {id(p) for part in parts for p in part.parameters()}
 
-    for freeze, expected in ((False, ids(sam.image_encoder, sam.mask_decoder)), (True, ids(sam.mask_decoder))):
-        module = LungFinetuneModule(medsam, RECIPES["medsam"], freeze_encoder=freeze)
-        optimizer = module.configure_optimizers()
-        group = optimizer.param_groups[0]
-        assert isinstance(optimizer, torch.optim.AdamW) and group["lr"] == 1e-4 and group["weight_decay"] == 0.01
-        assert {id(p) for p in group["params"]} == expected
+    for freeze in (False, True):
+        module = LungFinetuneModule(medsam, RECIPES["medsam"], freeze_encoder=freeze, total_steps=10)
+        config = module.configure_optimizers()
+        optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+        assert isinstance(optimizer, torch.optim.AdamW) and isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+        assert config["lr_scheduler"]["interval"] == "step" and scheduler.total_steps == 10
+        groups = optimizer.param_groups
+        assert {id(p) for p in groups[0]["params"]} == ids(sam.mask_decoder)
+        assert groups[0]["max_lr"] == 1e-4 and groups[0]["weight_decay"] == 0.01
+        if freeze:
+            assert len(groups) == 1
+        else:  # the full recipe: the encoder learns at 0.1 x the learning rate
+            assert {id(p) for p in groups[1]["params"]} == ids(sam.image_encoder)
+            assert groups[1]["max_lr"] == pytest.approx(1e-5)
         assert not any(p.requires_grad for p in sam.prompt_encoder.parameters())
     module = LungFinetuneModule(LiteMedSAMBackend(lite, torch.device("cpu")), RECIPES["litemedsam"],
                                 freeze_encoder=False)
-    group = module.configure_optimizers().param_groups[0]
-    assert {id(p) for p in group["params"]} == ids(lite) and group["lr"] == 5e-5
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert {id(p) for p in groups[0]["params"]} == ids(lite.prompt_encoder, lite.mask_decoder)
+    assert groups[0]["max_lr"] == 2e-4 and {id(p) for p in groups[1]["params"]} == ids(lite.image_encoder)
 
 
 def test_medsam_needs_a_checkpoint(phantom, tmp_path) -> None:
@@ -163,7 +190,7 @@ def test_medsam_needs_a_checkpoint(phantom, tmp_path) -> None:
 
 def test_cli_reports_the_finished_run_and_rejects_a_bad_backend(phantom, run, tmp_path) -> None:
     cfg, result = run
-    args = ["finetune", "--data", cfg.data, "--out", cfg.out, "--epochs", "1", "--batch-size", "2",
+    args = ["finetune", "--data", cfg.data, "--out", cfg.out, "--epochs", "1", "--views", "2", "--batch-size", "2",
             "--max-train", "2", "--accelerator", "cpu"]
     ok = CliRunner().invoke(app, args)
     assert ok.exit_code == 0, ok.output

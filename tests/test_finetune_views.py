@@ -1,14 +1,11 @@
-"""Augmented views and the decoder fit used by the real-film recipe (benchmarks/segment_cv.py)."""
+"""Augmented views of a film (the fine-tuning recipe) and their cached embeddings."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
-from lungprior.segment.finetune.decoder_fit import FitSettings, Prompts, fit, jitter
-from lungprior.segment.finetune.views import make_view
-from lungprior.segment.preprocess import preprocess_longest_side
+from lungprior.segment.finetune.views import ViewSettings, make_view, view_key
 
 
 def two_lungs(h: int = 120, w: int = 100) -> np.ndarray:
@@ -36,35 +33,43 @@ def test_views_are_seeded_keep_laterality_and_view_0_is_the_film() -> None:
         assert abs(m.sum() / mask.sum() - 1) < 0.35
 
 
-def test_jitter_moves_sides_within_fractions_of_the_box() -> None:
-    boxes = np.array([[50.0, 40.0, 150.0, 240.0]])
-    rng = np.random.default_rng(0)
-    out = np.stack([jitter(boxes, rng, 0.04, 0.10, 256.0)[0] for _ in range(200)])
-    w, h = 100.0, 200.0
-    assert out[:, 0].min() >= 50 - 0.10 * w - 1e-9 and out[:, 0].max() <= 50 + 0.04 * w + 1e-9
-    assert out[:, 3].max() <= 256.0 and out[:, 3].min() >= 240 - 0.04 * h - 1e-9
-    assert (out[:, 2] > out[:, 0]).all()
+def test_view_keys_name_the_view_seed_and_settings() -> None:
+    assert view_key(0, 5) == ""  # the film itself shares the cache with `lungprior segment`
+    assert view_key(1, 0) != view_key(2, 0) and view_key(1, 0) != view_key(1, 1)
+    assert view_key(1, 0) != view_key(1, 0, ViewSettings(degrees=3.0))
 
 
-@pytest.mark.usefixtures("one_torch_thread")
-def test_decoder_fit_lowers_the_loss_on_one_film() -> None:
+def test_dataset_has_one_item_per_view_with_its_own_cached_embedding(tmp_path) -> None:
+    """Views 0..2 of one film: three items, three cache files; view 0 is the film's own embedding."""
+    from PIL import Image
+
+    from lungprior.segment.embeddings import EmbeddingCache
+    from lungprior.segment.finetune import LungPromptDataset, check_pairs
+    from lungprior.segment.finetune.data import Pair
     from lungprior.segment.registry import create_backend
 
+    mask = two_lungs(64, 64)
+    image = np.where(mask, 60, 200).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "im.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    pair = Pair("im", tmp_path / "im.png", tmp_path / "m.png", "train")
     backend = create_backend("litemedsam", None, torch.device("cpu"))
-    mask = two_lungs(256, 256)
-    image = np.where(mask, 0.2, 0.8).astype(np.float32)
-    tensor, transform = preprocess_longest_side(image, 256)
-    with torch.no_grad():
-        embedding = backend.encode(tensor[None]).to(torch.float16)
-    prompts = Prompts.empty()
-    prompts.add(0, mask, transform)
-    assert prompts.boxes.shape == (2, 4) and prompts.targets.shape == (2, 256, 256)
-    prompts.targets[:, 128:] = 0  # a target the base model does not produce: the upper half of each lung
-    before = {k: v.clone() for k, v in backend.model.mask_decoder.state_dict().items()}
-    losses = fit(backend.model, prompts, FitSettings(epochs=6, batch_size=2, lr=3e-4), seed=0, input_size=256,
-                 embeddings=embedding)
-    assert len(losses) == 6 and min(losses[-2:]) < losses[0]
-    after = backend.model.mask_decoder.state_dict()
-    assert any(not torch.equal(before[k], after[k]) for k in before)
-    encoder_grads = [p.requires_grad for p in backend.model.image_encoder.parameters()]
-    assert not any(encoder_grads)  # frozen: only the decoder and prompt encoder learn
+    calls: list[int] = []
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return torch.full((len(x), 256, 64, 64), float(len(calls)))
+
+    cache = EmbeddingCache(tmp_path / "cache", backend, encoder=encode)
+    ok, errors = check_pairs([pair], cache, views=3, seed=0)
+    assert ok == [pair] and errors == [] and len(calls) == 3
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+    check_pairs([pair], cache, views=3, seed=0)
+    assert len(calls) == 3  # cached: not encoded again
+    data = LungPromptDataset([pair], backend, cache, views=3, seed=0)
+    items = [data[i] for i in range(len(data))]
+    assert len(data) == 3 and [float(it["embedding"][0, 0, 0]) for it in items] == [1.0, 2.0, 3.0]
+    assert cache.path(pair.image) == cache.path(pair.image, view_key(0, 0))
+    assert not torch.equal(items[0]["targets"], items[1]["targets"])  # the view moved the lungs
+    assert all(it["valid"].tolist() == [True, True] and it["ignore"].sum() == 0 for it in items)
+    assert torch.equal(data[1]["targets"], items[1]["targets"]) and len(calls) == 3

@@ -20,18 +20,30 @@ def finetune_command(
         Path | None,
         typer.Option(help="Base weights (default: LiteMedSAM's bundled weights; required for medsam)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Images per batch (each gives one prompt per lung).")] = 8,
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs (default: 12 on a GPU, 6 on the CPU).", show_default=False)
+    ] = None,
+    views: Annotated[
+        int | None,
+        typer.Option(
+            help="Augmented views per training film, view 1 being the film itself (default: 6 on a GPU, 2 on the "
+            "CPU). Views scale, shift, rotate and change gamma and contrast, never flip left and right.",
+            show_default=False,
+        ),
+    ] = None,
+    jitter_in: Annotated[float, typer.Option(help="Box sides move inward by up to this fraction of the box.")] = 0.04,
+    jitter_out: Annotated[float, typer.Option(help="Box sides move outward by up to this fraction of the box.")] = 0.10,
+    batch_size: Annotated[int, typer.Option(help="Views per batch (each gives one prompt per lung).")] = 8,
     lr: Annotated[
-        float | None, typer.Option(help="AdamW learning rate (default: the recipe's, 5e-5 litemedsam, 1e-4 medsam).")
+        float | None,
+        typer.Option(help="Peak learning rate of AdamW's one-cycle schedule (default: 2e-4 litemedsam, 1e-4 medsam)."),
     ] = None,
     freeze_encoder: Annotated[
         str,
         typer.Option(
-            help="auto|yes|no. auto freezes the image encoder on the CPU and trains it on a GPU. Frozen, the "
-            "encoder's embeddings are cached and only the decoder (and prompt encoder) is trained, without image "
-            "augmentation: a deviation from the full recipe, made because one encoder pass takes seconds per "
-            "image on a CPU."
+            help="auto|yes|no. auto freezes the image encoder on the CPU and trains it on a GPU (at 0.1 x the "
+            "learning rate). Frozen, the encoder's embeddings of every view are cached and only the decoder (and "
+            "prompt encoder) is trained, because one encoder pass takes seconds per image on a CPU."
         ),
     ] = "auto",
     max_train: Annotated[int | None, typer.Option(help="Use at most this many training images.")] = None,
@@ -50,7 +62,8 @@ def finetune_command(
 
     cfg = FinetuneConfig(
         data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),
-        epochs=epochs, batch_size=batch_size, lr=lr, freeze_encoder=freeze_encoder, max_train=max_train,
+        epochs=epochs, views=views, jitter_in=jitter_in, jitter_out=jitter_out, batch_size=batch_size, lr=lr,
+        freeze_encoder=freeze_encoder, max_train=max_train,
         devices=devices, accelerator=accelerator, precision=precision, seed=seed,
     )
     result = finetune(cfg, progress=True)

@@ -41,6 +41,17 @@ def read_mask_ignore(
     return split_ignore(raw)
 
 
+def drop_ignored(
+    pred: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction and truth as bool masks with the ignored pixels cleared in both (they count neither way)."""
+    p, t = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    if ignore is None:
+        return p, t
+    keep = ~np.asarray(ignore, dtype=bool)
+    return p & keep, t & keep
+
+
 def encode_ignore(lung: np.ndarray, ignore: np.ndarray) -> np.ndarray:
     """An 8-bit mask: 255 lung, 127 ignore (where not lung), 0 elsewhere."""
     out = np.where(np.asarray(ignore, dtype=bool), IGNORE_VALUE, 0).astype(np.uint8)

@@ -1,11 +1,12 @@
 """On-disk cache of frozen image-encoder embeddings (float16 .npy), so decoder-only epochs skip the encoder.
 
-A file's key is a hash of the backend name, the image's absolute path, size and modification time, and a digest
-of the image encoder's weights: a changed image or another encoder never reuses a stale embedding, while a model
-fine-tuned with a frozen encoder shares the cache of its base (`lungprior segment` reuses what fine-tuning
-encoded). Files are written atomically, so a killed run, or several DDP ranks building the same cache, leave no
-partial files. Embeddings are stored as float16; `rounded` gives a fresh embedding the same rounding, so that
-results do not depend on whether an embedding came from the cache.
+A file's key is a hash of the backend name, the image's absolute path, size and modification time, a digest
+of the image encoder's weights and, for an augmented view of the image, the view's name (`variant`): a changed
+image or another encoder never reuses a stale embedding, while a model fine-tuned with a frozen encoder shares
+the cache of its base (`lungprior segment` reuses what fine-tuning encoded: the films themselves, variant "").
+Files are written atomically, so a killed run, or several DDP ranks building the same cache, leave no partial
+files. Embeddings are stored as float16; `rounded` gives a fresh embedding the same rounding, so that results
+do not depend on whether an embedding came from the cache.
 """
 
 from __future__ import annotations
@@ -43,19 +44,21 @@ class EmbeddingCache:
         self.encoder = encoder or backend.encode
         self.encoder_digest = weights_digest(backend.model.image_encoder)[:24]
 
-    def key(self, image_path: str | os.PathLike[str]) -> str:
-        """Hex key of an image file's embedding under this backend and this encoder."""
+    def key(self, image_path: str | os.PathLike[str], variant: str = "") -> str:
+        """Hex key of an image file's embedding (or of its view `variant`) under this backend and this encoder."""
         path = Path(image_path).resolve()
         stat = path.stat()
         text = f"{self.backend.name}|{path}|{stat.st_size}|{stat.st_mtime_ns}|{self.encoder_digest}"
+        if variant:
+            text += f"|{variant}"
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
 
-    def path(self, image_path: str | os.PathLike[str]) -> Path:
-        return self.folder / f"{self.key(image_path)}.npy"
+    def path(self, image_path: str | os.PathLike[str], variant: str = "") -> Path:
+        return self.folder / f"{self.key(image_path, variant)}.npy"
 
-    def lookup(self, image_path: str | os.PathLike[str]) -> torch.Tensor | None:
+    def lookup(self, image_path: str | os.PathLike[str], variant: str = "") -> torch.Tensor | None:
         """The stored (1, C, h, w) float32 embedding, or None when absent or unreadable."""
-        file = self.path(image_path)
+        file = self.path(image_path, variant)
         if not file.is_file():
             return None
         try:
@@ -64,19 +67,19 @@ class EmbeddingCache:
             file.unlink(missing_ok=True)  # unreadable: recomputed by the caller
             return None
 
-    def get(self, image_path: str | os.PathLike[str], model_input: torch.Tensor) -> torch.Tensor:
+    def get(self, image_path: str | os.PathLike[str], model_input: torch.Tensor, variant: str = "") -> torch.Tensor:
         """The (1, C, h, w) float32 embedding of `model_input` (3, S, S), computed and stored on a miss."""
-        found = self.lookup(image_path)
+        found = self.lookup(image_path, variant)
         if found is not None:
             return found
         with torch.no_grad():
             embedding = self.encoder(model_input[None])
         array = embedding[0].detach().to("cpu", torch.float16).numpy()
         self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_open(self.path(image_path), "wb") as fh:
+        with atomic_open(self.path(image_path, variant), "wb") as fh:
             np.save(fh, array)
         return torch.from_numpy(array.astype(np.float32))[None]
 
-    def load(self, image_path: str | os.PathLike[str]) -> torch.Tensor:
+    def load(self, image_path: str | os.PathLike[str], variant: str = "") -> torch.Tensor:
         """A stored (C, h, w) float32 embedding; `FileNotFoundError` when it was never computed."""
-        return torch.from_numpy(np.load(self.path(image_path)).astype(np.float32))
+        return torch.from_numpy(np.load(self.path(image_path, variant)).astype(np.float32))

@@ -26,7 +26,7 @@ from monai.metrics import compute_average_surface_distance, compute_dice, comput
 from scipy import ndimage as ndi
 
 from lungprior.data.atomic import write_json
-from lungprior.data.ignore import read_mask_ignore
+from lungprior.data.ignore import drop_ignored, read_mask_ignore
 from lungprior.data.io import read_image, read_mask, write_png
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import ImageReadError, LungpriorError
@@ -48,9 +48,7 @@ def film_metrics(
     t = np.asarray(truth, dtype=bool)
     if p.shape != t.shape or p.ndim != 2:
         raise LungpriorError(f"prediction {p.shape} and ground truth {t.shape} differ or are not 2-D")
-    if ignore is not None:
-        keep = ~np.asarray(ignore, dtype=bool)
-        p, t = p & keep, t & keep
+    p, t = drop_ignored(p, t, ignore)
     known = spacing_mm is not None and math.isfinite(float(spacing_mm)) and float(spacing_mm) > 0
     step = float(spacing_mm) if known else REFERENCE_SIDE / max(p.shape)
     unit = "mm" if known else f"px@{REFERENCE_SIDE}"

@@ -38,12 +38,14 @@ class RunRecorder(L.Callback):
     """After each epoch: a metrics.csv row (1-based epoch), and best.pth + best.json when val Dice improves.
 
     best.pth is the plain state dict of the whole SAM-style network, loadable by `create_backend`. The best
-    score so far travels in Lightning checkpoints, so a resumed run keeps choosing correctly.
+    score so far travels in Lightning checkpoints, so a resumed run keeps choosing correctly. Without
+    validation (`validate` False: cross-validation folds) every epoch is "best", so best.pth is the last one.
     """
 
-    def __init__(self, out: str | os.PathLike[str], info: dict[str, Any]) -> None:
+    def __init__(self, out: str | os.PathLike[str], info: dict[str, Any], *, validate: bool = True) -> None:
         self.out = Path(out)
         self.info = info
+        self.validate = validate
         self.best_dice = float("-inf")
         self.best_epoch = 0
         self._start = time.perf_counter()
@@ -59,17 +61,15 @@ class RunRecorder(L.Callback):
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = pl_module.epoch_train_loss() if hasattr(pl_module, "epoch_train_loss") else float("nan")
         val = dict(getattr(pl_module, "last_val", {}))
-        if not val:
+        if self.validate and not val:
             return
+        if not self.validate:
+            val = {f"val_{k}": float("nan") for k in ("dice", "iou", "hd95")}
         epoch = trainer.current_epoch + 1
-        row = {
-            "epoch": epoch,
-            "train_loss": float(getattr(pl_module, "last_train_loss", float("nan"))),
-            **val,
-            "seconds": round(time.perf_counter() - self._start, 3),
-        }
-        improved = val["val_dice"] > self.best_dice
+        row = {"epoch": epoch, "train_loss": loss, **val, "seconds": round(time.perf_counter() - self._start, 3)}
+        improved = not self.validate or val["val_dice"] > self.best_dice
         if improved:
             self.best_dice, self.best_epoch = val["val_dice"], epoch
         if not trainer.is_global_zero:

@@ -20,19 +20,22 @@ PRECISION_CHOICES: tuple[str, ...] = ("auto", "32", "16-mixed", "bf16-mixed")
 
 @dataclass(frozen=True)
 class Recipe:
-    """The published training recipe of one backend (MedSAM / LiteMedSAM references)."""
+    """One backend's optimiser settings: AdamW with a one-cycle schedule peaking at `lr` (per parameter group)."""
 
     lr: float
     weight_decay: float
-    box_jitter: float  # each box side moves outward by U(0, box_jitter) pixels in model-input space
     iou_loss: bool  # add MSE between the IoU head and the actual IoU (LiteMedSAM)
     train_prompt_encoder: bool
+    encoder_lr_factor: float = 0.1  # a trained image encoder learns at this fraction of `lr`
 
 
 RECIPES: dict[str, Recipe] = {
-    "litemedsam": Recipe(lr=5e-5, weight_decay=0.01, box_jitter=5.0, iou_loss=True, train_prompt_encoder=True),
-    "medsam": Recipe(lr=1e-4, weight_decay=0.01, box_jitter=20.0, iou_loss=False, train_prompt_encoder=False),
+    "litemedsam": Recipe(lr=2e-4, weight_decay=0.01, iou_loss=True, train_prompt_encoder=True),
+    "medsam": Recipe(lr=1e-4, weight_decay=0.01, iou_loss=False, train_prompt_encoder=False),
 }
+
+# (epochs, views per film) when not given: the full recipe on a GPU; a budget that fits 30 minutes on 2 CPU cores
+AUTO_BUDGET: dict[str, tuple[int, int]] = {"gpu": (12, 6), "cpu": (6, 2)}
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,22 @@ class FinetuneConfig:
     """Everything that determines a fine-tuning run; written to OUT/config.json and checked on rerun.
 
     `lr` None means the backend's recipe value. `freeze_encoder` "auto" freezes the image encoder on CPU
-    (decoder-only training on cached embeddings; a deviation from the full recipe, made because the encoder
-    forward pass takes seconds per image on a CPU) and trains it on a GPU.
+    (decoder-only training on cached embeddings of every view; a deviation from the full recipe, made because
+    the encoder forward pass takes seconds per image on a CPU) and trains it on a GPU. `epochs` and `views`
+    None mean `AUTO_BUDGET` for the accelerator. Each box side is jittered by U(-jitter_in, jitter_out) of the
+    box's size. `batch_size` counts views (each gives one prompt per lung: 8 views, 16 prompts).
     """
 
     data: str
     out: str
     backend: str = "litemedsam"
     checkpoint: str | None = None
-    epochs: int = 10
+    epochs: int | None = None
     batch_size: int = 8
     lr: float | None = None
+    views: int | None = None
+    jitter_in: float = 0.04
+    jitter_out: float = 0.10
     freeze_encoder: str = "auto"
     max_train: int | None = None
     devices: int | str = "auto"
@@ -64,8 +72,14 @@ class FinetuneConfig:
         _choice("--freeze-encoder", self.freeze_encoder, FREEZE_CHOICES)
         _choice("--accelerator", self.accelerator, ACCELERATOR_CHOICES)
         _choice("--precision", self.precision, PRECISION_CHOICES)
-        _at_least("--epochs", self.epochs, 1)
+        if self.epochs is not None:
+            _at_least("--epochs", self.epochs, 1)
+        if self.views is not None:
+            _at_least("--views", self.views, 1)
         _at_least("--batch-size", self.batch_size, 1)
+        for option, value in (("--jitter-in", self.jitter_in), ("--jitter-out", self.jitter_out)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.5:
+                raise LungpriorError(f"{option} must be a fraction of the box in [0, 0.5], got {value!r}")
         if self.max_train is not None:
             _at_least("--max-train", self.max_train, 1)
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
@@ -83,6 +97,11 @@ class FinetuneConfig:
         """The backend's recipe with `lr` overridden when given."""
         base = RECIPES[self.backend]
         return base if self.lr is None else replace(base, lr=float(self.lr))
+
+    def budget(self, accelerator: str) -> tuple[int, int]:
+        """(epochs, views) of a run on `accelerator` ("cpu" or "gpu"): the given values, else `AUTO_BUDGET`."""
+        epochs, views = AUTO_BUDGET["gpu" if accelerator == "gpu" else "cpu"]
+        return (epochs if self.epochs is None else self.epochs), (views if self.views is None else self.views)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,7 +3,9 @@
 Each lung is a separate prompt: its box comes from one of the ground-truth mask's two largest connected
 components (in original pixels) and its target is that component alone, not the union of both lungs.
 Targets live at the decoder's 256x256 logit resolution in model-input space: the mask is resized with
-nearest-neighbour to the model input (padded for LiteMedSAM, stretched for MedSAM), then to 256x256.
+nearest-neighbour to the model input (padded for LiteMedSAM, stretched for MedSAM), then to 256x256. A mask
+coding grey 127 as "not annotated" (`lungprior.data.ignore`) gives an ignore plane, transformed the same
+way: those pixels are not lung and are left out of losses and metrics.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from lungprior.data.io import read_image, read_mask
+from lungprior.data.ignore import read_mask_ignore
+from lungprior.data.io import read_image
 from lungprior.data.manifest import SPLITS, read_csv, read_manifest, read_seg_manifest, resolve
 from lungprior.errors import LungpriorError
 from lungprior.segment.preprocess import Transform
@@ -28,7 +31,7 @@ _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 @dataclass(frozen=True)
 class Pair:
-    """One image and its ground-truth lung mask (pixels >= 128 are lung)."""
+    """One image and its ground-truth lung mask (pixels >= 128 are lung; grey 127 may mean "ignore")."""
 
     image_id: str
     image: Path
@@ -61,13 +64,13 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
     return [p for p in pairs if p.split == split]
 
 
-def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
-    """The float [0, 1] image and its bool lung mask; `LungpriorError` naming the file if unusable."""
+def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The float [0, 1] image, its bool lung mask and bool ignore mask; `LungpriorError` naming the file if unusable."""
     image, meta = read_image(pair.image)
-    mask = read_mask(pair.mask, shape=meta.shape)
+    mask, ignore = read_mask_ignore(pair.mask, shape=meta.shape)
     if not mask.any():
         raise LungpriorError(f"{pair.mask}: empty lung mask (no pixel >= 128)")
-    return image, mask
+    return image, mask, ignore
 
 
 def lung_components(mask: np.ndarray) -> list[np.ndarray]:
@@ -94,11 +97,19 @@ def lung_boxes(mask: np.ndarray) -> np.ndarray:
     return np.stack([mask_box(c) for c in lung_components(mask)])
 
 
-def jitter_boxes(boxes: np.ndarray, max_shift: float, limit: float, rng: np.random.Generator) -> np.ndarray:
-    """Move every side of every box outward by U(0, max_shift), then clip to [0, limit]."""
+def jitter_boxes(
+    boxes: np.ndarray, inward: float, outward: float, limit: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Move each box side by U(-inward, outward) of the box's width/height (outward positive), clipped to [0, limit].
+
+    The model learns to reach a lung edge from a box a little inside or outside it, as the cascade's boxes are.
+    """
     arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    shift = rng.uniform(0.0, max_shift, size=arr.shape) if max_shift > 0 else np.zeros_like(arr)
-    out = arr + shift * np.array([-1.0, -1.0, 1.0, 1.0])
+    size = np.stack([arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]] * 2, axis=1)
+    move = rng.uniform(-inward, outward, size=arr.shape) * size
+    out = np.clip(arr + move * np.array([-1.0, -1.0, 1.0, 1.0]), 0.0, float(limit))
+    out[:, 2] = np.maximum(out[:, 2], out[:, 0] + 1.0)
+    out[:, 3] = np.maximum(out[:, 3], out[:, 1] + 1.0)
     return np.clip(out, 0.0, float(limit))
 
 
@@ -126,17 +137,23 @@ def input_to_low_res(mask: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LungTargets:
-    """One image's prompts: input-space boxes (K, 4), per-lung masks at input (K, S, S) and low resolution."""
+    """One image's prompts: input-space boxes (K, 4), per-lung masks at input (K, S, S) and low resolution
+    (K, 256, 256), and the ignore plane at low resolution (256, 256; 1 = left out of the loss)."""
 
     boxes: np.ndarray
     input_masks: np.ndarray
     low_res: np.ndarray
+    ignore: np.ndarray
 
 
-def lung_targets(mask: np.ndarray, transform: Transform) -> LungTargets:
-    """Per-lung boxes (model-input space, unjittered) and per-lung targets for one ground-truth mask."""
+def lung_targets(mask: np.ndarray, transform: Transform, ignore: np.ndarray | None = None) -> LungTargets:
+    """Per-lung boxes (model-input space, unjittered), per-lung targets and the ignore plane of one mask."""
     comps = lung_components(mask)
     boxes = transform.boxes_to_input(np.stack([mask_box(c) for c in comps]))
     input_masks = np.stack([mask_to_input(c, transform) for c in comps])
     low_res = np.stack([input_to_low_res(m) for m in input_masks])
-    return LungTargets(boxes, input_masks, low_res)
+    if ignore is None or not np.any(ignore):
+        plane = np.zeros((LOW_RES, LOW_RES), dtype=np.uint8)
+    else:
+        plane = input_to_low_res(mask_to_input(np.asarray(ignore) & ~np.asarray(mask, dtype=bool), transform))
+    return LungTargets(boxes, input_masks, low_res, plane)

@@ -1,4 +1,4 @@
-"""The torch dataset of lung prompts and the checks run on every pair before training."""
+"""The torch dataset of lung prompts (one item per view of a film) and the checks run on every pair before training."""
 
 from __future__ import annotations
 
@@ -14,16 +14,20 @@ from lungprior.console import plain_console
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
-from lungprior.segment.finetune.data import MAX_LUNGS, Pair, lung_targets, read_pair
+from lungprior.segment.finetune.data import LOW_RES, MAX_LUNGS, Pair, lung_targets, read_pair
+from lungprior.segment.finetune.views import make_view, view_key
+from lungprior.segment.preprocess import Transform
 
 
 class LungPromptDataset(Dataset):
-    """One item per image: up to two lung prompts with their targets, and the image or its cached embedding.
+    """One item per (image, view): up to two lung prompts with their targets, and the view or its embedding.
 
-    Item keys: `index`; `boxes` (2, 4) float32 model-input boxes (unjittered) and `valid` (2,) bool (an
-    image with one lung component has one valid prompt); `targets` (2, 256, 256) uint8 per-lung masks;
-    `embedding` (C, h, w) with a cache, else `image` (3, S, S); `input_masks` (2, S, S) uint8 with
-    `augment`; `union` (H, W) bool (the whole ground-truth mask) and `transform` with `for_eval`.
+    Item `index` i is view `i % views` of pair `i // views` (view 0 is the film; `lungprior.segment.finetune.
+    views`). Keys: `index`; `boxes` (2, 4) float32 model-input boxes (unjittered) and `valid` (2,) bool (one
+    valid prompt per lung component; none when a view lost the lung); `targets` (2, 256, 256) uint8 per-lung
+    masks and `ignore` (256, 256) uint8 (1 = left out of the loss); `embedding` (C, h, w) with a cache, else
+    `image` (3, S, S); `union` and `ignore_full` (H, W) bool and `transform` with `for_eval` (view 0 only).
+    Targets are computed once per item and kept; with a cache a later epoch reads only the embedding file.
     """
 
     def __init__(
@@ -32,46 +36,69 @@ class LungPromptDataset(Dataset):
         backend: SegBackend,
         cache: EmbeddingCache | None = None,
         *,
-        augment: bool = False,
+        views: int = 1,
+        seed: int = 0,
         for_eval: bool = False,
     ) -> None:
         self.pairs = pairs
         self.backend = backend
         self.cache = cache
-        self.augment = augment
+        self.views = 1 if for_eval else max(1, int(views))
+        self.seed = seed
         self.for_eval = for_eval
+        self._targets: dict[int, dict[str, Any]] = {}
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.pairs) * self.views
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        pair = self.pairs[index]
-        image, mask = read_pair(pair)
+        pair, view = self.pairs[index // self.views], index % self.views
+        variant = view_key(view, self.seed)
+        known = self._targets.get(index)
+        embedding = self.cache.lookup(pair.image, variant) if self.cache is not None and known else None
+        if known is not None and embedding is not None and not self.for_eval:
+            return {"index": index, **known, "embedding": embedding[0]}
+        image, mask, ignore = read_pair(pair)
+        image, mask, ignore = view_of(image, mask, ignore, view, image_id=pair.image_id, seed=self.seed)
         tensor, transform = self.backend.preprocess(image)
-        lungs = lung_targets(mask, transform)
-        k = len(lungs.boxes)
-        boxes = np.zeros((MAX_LUNGS, 4), dtype=np.float32)
-        boxes[:k] = lungs.boxes
-        targets = np.zeros((MAX_LUNGS, *lungs.low_res.shape[1:]), dtype=np.uint8)
-        targets[:k] = lungs.low_res
-        item: dict[str, Any] = {
-            "index": index,
-            "boxes": torch.from_numpy(boxes),
-            "valid": torch.arange(MAX_LUNGS) < k,
-            "targets": torch.from_numpy(targets),
-        }
+        known = known or prompt_targets(mask, ignore, transform)
+        self._targets[index] = known
+        item: dict[str, Any] = {"index": index, **known}
         if self.cache is not None:
-            item["embedding"] = self.cache.get(pair.image, tensor)[0]
+            item["embedding"] = self.cache.get(pair.image, tensor, variant)[0]
         else:
             item["image"] = tensor
-        if self.augment:
-            masks = np.zeros((MAX_LUNGS, *lungs.input_masks.shape[1:]), dtype=np.uint8)
-            masks[:k] = lungs.input_masks
-            item["input_masks"] = torch.from_numpy(masks)
         if self.for_eval:
             item["union"] = torch.from_numpy(mask)
+            item["ignore_full"] = torch.from_numpy(ignore)
             item["transform"] = transform
         return item
+
+
+def view_of(
+    image: np.ndarray, mask: np.ndarray, ignore: np.ndarray, view: int, *, image_id: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """View `view` of a film, its lung mask and its ignore mask (view 0: unchanged)."""
+    out, lung, extra = make_view(image, mask, view, image_id=image_id, seed=seed, extra=ignore)
+    return out, lung, (np.zeros_like(lung) if extra is None else extra)
+
+
+def prompt_targets(mask: np.ndarray, ignore: np.ndarray, transform: Transform) -> dict[str, torch.Tensor]:
+    """`boxes`, `valid`, `targets` and `ignore` of one view (no valid prompt when its lung mask is empty)."""
+    boxes = np.zeros((MAX_LUNGS, 4), dtype=np.float32)
+    targets = np.zeros((MAX_LUNGS, LOW_RES, LOW_RES), dtype=np.uint8)
+    plane = np.zeros((LOW_RES, LOW_RES), dtype=np.uint8)
+    k = 0
+    if mask.any():
+        lungs = lung_targets(mask, transform, ignore)
+        k = len(lungs.boxes)
+        boxes[:k], targets[:k], plane = lungs.boxes, lungs.low_res, lungs.ignore
+    return {
+        "boxes": torch.from_numpy(boxes),
+        "valid": torch.arange(MAX_LUNGS) < k,
+        "targets": torch.from_numpy(targets),
+        "ignore": torch.from_numpy(plane),
+    }
 
 
 class EpochShuffle(Sampler[int]):
@@ -111,19 +138,22 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def check_pairs(
-    pairs: list[Pair], cache: EmbeddingCache | None = None, *, progress: bool = False
+    pairs: list[Pair], cache: EmbeddingCache | None = None, *, views: int = 1, seed: int = 0, progress: bool = False
 ) -> tuple[list[Pair], list[dict[str, str]]]:
-    """Read every pair (and, with a cache, fill it); unusable pairs are recorded and left out."""
+    """Read every pair (and, with a cache, encode its `views` views); unusable pairs are recorded and left out."""
     ok: list[Pair] = []
     errors: list[dict[str, str]] = []
     label = "caching image embeddings" if cache is not None else "checking image–mask pairs"
     bar = track(pairs, description=label, disable=not progress, transient=True, console=plain_console(stderr=True))
     for pair in bar:
         try:
-            image, _ = read_pair(pair)
-            if cache is not None:
-                tensor, _ = cache.backend.preprocess(image)
-                cache.get(pair.image, tensor)
+            image, mask, ignore = read_pair(pair)
+            for view in range(views if cache is not None else 0):
+                if cache.lookup(pair.image, view_key(view, seed)) is not None:
+                    continue
+                view_image, _, _ = view_of(image, mask, ignore, view, image_id=pair.image_id, seed=seed)
+                tensor, _ = cache.backend.preprocess(view_image)
+                cache.get(pair.image, tensor, view_key(view, seed))
         except LungpriorError as exc:
             errors.append({"image_id": pair.image_id, "split": pair.split, "error": str(exc)})
             continue

@@ -1,8 +1,9 @@
 """Lung segmentation metrics (MONAI Dice, IoU, 95th-percentile Hausdorff) and split-level evaluation.
 
 Metrics compare the union of the per-lung predictions with the whole ground-truth lung mask at the image's
-original resolution; HD95 is in original pixels. An empty prediction has an undefined HD95: it is scored
-as the image diagonal (the worst possible distance), so a failure is never averaged away.
+original resolution; HD95 is in original pixels. Pixels the ground truth marks "ignore" (grey 127) count
+neither way (as in `lungprior segeval`). An empty prediction has an undefined HD95: it is scored as the image
+diagonal (the worst possible distance), so a failure is never averaged away.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from monai.metrics import DiceMetric, HausdorffDistanceMetric, MeanIoU
 from rich.progress import track
 
 from lungprior.console import plain_console
+from lungprior.data.ignore import drop_ignored
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
@@ -34,13 +36,15 @@ class LungMetrics:
         self.iou = MeanIoU(include_background=True, reduction="none")
         self.hd95 = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none")
 
-    def __call__(self, pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor) -> dict[str, float]:
-        p = torch.as_tensor(np.asarray(pred, dtype=bool) if not isinstance(pred, torch.Tensor) else pred)
-        t = torch.as_tensor(np.asarray(truth, dtype=bool) if not isinstance(truth, torch.Tensor) else truth)
-        if p.shape != t.shape or p.ndim != 2:
-            raise LungpriorError(f"prediction {tuple(p.shape)} and ground truth {tuple(t.shape)} differ or are not 2-D")
-        p = p.bool().float().cpu()[None, None]
-        t = t.bool().float().cpu()[None, None]
+    def __call__(
+        self, pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor, ignore: np.ndarray | None = None
+    ) -> dict[str, float]:
+        pred_a, truth_a = _bool_array(pred), _bool_array(truth)
+        if pred_a.shape != truth_a.shape or pred_a.ndim != 2:
+            raise LungpriorError(f"prediction {pred_a.shape} and ground truth {truth_a.shape} differ or are not 2-D")
+        pred_a, truth_a = drop_ignored(pred_a, truth_a, ignore)
+        p = torch.from_numpy(pred_a).float()[None, None]
+        t = torch.from_numpy(truth_a).float()[None, None]
         with warnings.catch_warnings():  # MONAI warns about its own deprecated arguments and empty masks
             warnings.simplefilter("ignore")
             values = {
@@ -53,6 +57,12 @@ class LungMetrics:
         if not math.isfinite(values["hd95"]):
             values["hd95"] = float(math.hypot(*t.shape[-2:]))
         return values
+
+
+def _bool_array(value: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(bool)
+    return np.asarray(value, dtype=bool)
 
 
 def mean_metrics(rows: list[Mapping[str, float]]) -> dict[str, float]:
@@ -107,13 +117,13 @@ def evaluate_segmentation(
     try:
         for pair in bar:
             try:
-                image, mask = read_pair(pair)
+                image, mask, ignore = read_pair(pair)
                 prompts = lung_boxes(mask) if boxes == "gt" else _given_boxes(boxes, pair)
                 probs = predict_lungs(backend, image, prompts, cache=cache, image_path=pair.image)
             except LungpriorError as exc:
                 errors.append({"image_id": pair.image_id, "error": str(exc)})
                 continue
-            rows.append({"image_id": pair.image_id, **metrics((probs > 0.5).any(axis=0), mask)})
+            rows.append({"image_id": pair.image_id, **metrics((probs > 0.5).any(axis=0), mask, ignore)})
     finally:
         backend.model.train(was_training)
     return {

