@@ -74,3 +74,20 @@ def test_several_seeds_report_ranges(tmp_path: Path) -> None:
 def test_missing_tables_raise(tmp_path: Path) -> None:
     with pytest.raises(LungpriorError, match=r"no results\.csv or comparisons\.csv"):
         headline_lines(tmp_path)
+
+
+def test_a_study_without_an_original_run(tmp_path: Path) -> None:
+    """One mask and no original run: an empty comparisons table with its header; headline and AUROC table say so."""
+    from lungprior.experiment.tables import comparisons_table
+    from lungprior.report.html import _auroc_table
+
+    empty = comparisons_table([{"mode": "tight", "backbone": "resnet18", "seed": 0}], 10, "max")
+    assert empty.empty and {"mask", "versus", "target"} <= set(empty.columns)
+    results = pd.DataFrame([{"backbone": "resnet18", "mask": "tight", "seed": 0, "class": "macro", "auroc": 0.8,
+                             "ci_low": 0.75, "ci_high": 0.85}])
+    tmp_path.mkdir(exist_ok=True)
+    results.to_csv(tmp_path / "results.csv", index=False)
+    empty.to_csv(tmp_path / "comparisons.csv", index=False)
+    compared, result, _ = headline_lines(tmp_path)
+    assert "without an original-film run" in compared and "no masked input was compared" in result
+    assert "0.800 [0.750, 0.850]" in _auroc_table(results, pd.read_csv(tmp_path / "comparisons.csv"))

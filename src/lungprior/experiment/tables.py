@@ -63,9 +63,8 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
         frames.append(t)
     cols = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low",
             "ci_high", "test", "p_floor"]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True).reindex(columns=cols).rename(columns={"a": "mask", "b": "versus"})
+    table = pd.concat(frames, ignore_index=True).reindex(columns=cols) if frames else pd.DataFrame(columns=cols)
+    return table.rename(columns={"a": "mask", "b": "versus"})  # no masked run (or no original): the header only
 
 
 def efficiency_table(runs: list[dict[str, Any]]) -> pd.DataFrame:

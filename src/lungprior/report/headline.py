@@ -51,7 +51,10 @@ def _compared(exp: Path, results: pd.DataFrame) -> str:
         setting = (f"; shortcut markers outside the lungs follow the labels in training (bias {phantom['bias']:g}) "
                    f"but not in the test split (bias {phantom.get('test_bias', 0):g})")
     size = _test_size(exp)
-    return (f"Compared: {backbones} trained on original films vs lung-masked films ({', '.join(masked) or 'none'})"
+    modes = list(dict.fromkeys(results["mask"].astype(str)))
+    what = (f"original films vs lung-masked films ({', '.join(masked) or 'none'})" if "original" in modes
+            else f"{', '.join(modes)} films, without an original-film run to compare with")
+    return (f"Compared: {backbones} trained on {what}"
             f"{setting}; macro AUROC over the five findings on the test split"
             f"{f' ({size})' if size else ''}, {seeds} seed{'s' if seeds > 1 else ''}.")
 
