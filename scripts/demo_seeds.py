@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from lungprior.experiment import load_experiment, run_experiment
+from lungprior.report.findings import p_column
 from lungprior.report.headline import headline_lines
 
 
@@ -55,7 +56,7 @@ def main() -> int:
         print(*headline_lines(exp), sep="\n", flush=True)
         results, comparisons = pd.read_csv(exp / "results.csv"), pd.read_csv(exp / "comparisons.csv")
         macro = comparisons[comparisons["target"] == "macro AUROC"]
-        adjusted = comparisons["p_holm"].fillna(comparisons["p"])  # macro is one comparison; classes are Holm'd
+        adjusted = comparisons.apply(lambda r: r[p_column(r["target"])], axis=1)  # the report's significance rule
         wins = comparisons[(comparisons["versus"] == "original") & (comparisons["diff"] > 0) & (adjusted < 0.05)]
         for seed, part in macro.groupby("seed"):
             auc = results[(results["class"] == "macro") & (results["seed"] == seed)].set_index("mask")["auroc"]

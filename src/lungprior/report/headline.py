@@ -43,7 +43,8 @@ def _test_size(exp: Path) -> str:
 def _compared(exp: Path, results: pd.DataFrame) -> str:
     cfg = _config(exp)
     backbones = ", ".join(dict.fromkeys(results["backbone"].astype(str)))
-    masked = [m for m in dict.fromkeys(results["mask"].astype(str)) if m != "original"]
+    modes = list(dict.fromkeys(results["mask"].astype(str)))
+    masked = [m for m in modes if m != "original"]
     seeds = results["seed"].nunique()
     phantom = (cfg.get("dataset") or {}).get("phantom") or {}
     setting = ""
@@ -51,7 +52,6 @@ def _compared(exp: Path, results: pd.DataFrame) -> str:
         setting = (f"; shortcut markers outside the lungs follow the labels in training (bias {phantom['bias']:g}) "
                    f"but not in the test split (bias {phantom.get('test_bias', 0):g})")
     size = _test_size(exp)
-    modes = list(dict.fromkeys(results["mask"].astype(str)))
     what = (f"original films vs lung-masked films ({', '.join(masked) or 'none'})" if "original" in modes
             else f"{', '.join(modes)} films, without an original-film run to compare with")
     return (f"Compared: {backbones} trained on {what}"
