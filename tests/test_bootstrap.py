@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -188,16 +186,11 @@ def test_paired_diff_leaves_out_one_label_classes() -> None:
     assert out["auc_a"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_paired_diff_is_fast_enough() -> None:
-    """1000 resamples x 5 classes x 2000 images, 800 patients: a few CPU seconds at most (about 2 here).
-
-    CPU time, not wall time, so a busy machine does not fail the test.
-    """
+def test_paired_diff_at_study_size_is_seeded() -> None:
+    """1000 resamples x 5 classes x 2000 images, 800 patients (its speed: benchmarks/bootstrap_speed.py)."""
     y, a, b, _ = _multilabel(5, n=2000, k=5)
     groups = np.random.default_rng(0).integers(0, 800, 2000)
-    start = time.process_time()
     out = paired_bootstrap_diff(y, a, b, groups, n_resamples=1000, seed=0)
-    assert time.process_time() - start < 10.0
     assert out["n_used"] == 1000
     assert out == paired_bootstrap_diff(y, a, b, groups, n_resamples=1000, seed=0)
 

@@ -31,7 +31,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(manifest: Path, out: Path, **kw: object) -> TrainConfig:
-    base: dict = {"manifest": str(manifest), "out": str(out), "backbone": "resnet18", "image_size": 32,
+    base: dict = {"manifest": str(manifest), "out": str(out), "backbone": "resnet10t", "image_size": 32,
                   "accelerator": "cpu", "devices": "1", "seed": SEED}
     return TrainConfig(**{**base, **kw})
 

@@ -66,7 +66,7 @@ segmentation: {source: ground_truth}
 masks:
   - {mode: original}
   - {mode: tight}
-training: {backbones: [resnet18], seeds: [0], image_size: 32, epochs: 2, batch_size: 4, devices: "2",
+training: {backbones: [resnet10t], seeds: [0], image_size: 32, epochs: 2, batch_size: 4, devices: "2",
            strategy: ddp, accelerator: cpu}
 evaluation: {bootstrap: 20, cam: false}
 """
@@ -98,7 +98,7 @@ def test_two_process_study_as_torchrun_launches_it(tmp_path: Path) -> None:
     results = pd.read_csv(exp / "results.csv")
     assert sorted(set(results["mask"])) == ["original", "tight"] and len(results) == 2 * 7
     for mask in ("original", "tight"):
-        run = exp / "runs" / f"resnet18__{mask}__seed0"
+        run = exp / "runs" / f"resnet10t__{mask}__seed0"
         record = json.loads((run / STAGE_FILE).read_text())
         assert record["mask"] == mask
         history = pd.read_csv(run / "train" / "history.csv")

@@ -26,7 +26,7 @@ masks:
   - {mode: original}
   - {mode: tight}
   - {mode: loose, radius_mm: 10}
-training: {backbones: [resnet18], seeds: [0], image_size: 64, epochs: 1, batch_size: 16}
+training: {backbones: [resnet10t], seeds: [0], image_size: 64, epochs: 1, batch_size: 16}
 evaluation: {bootstrap: 30, cam: true, max_cam: 2}
 """
 
@@ -41,7 +41,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lungprior.cli.main", "experiment", str(config), "--out", str(exp)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    first = exp / "runs" / "resnet18__original__seed0" / "stage.json"
+    first = exp / "runs" / "resnet10t__original__seed0" / "stage.json"
     deadline = time.time() + 400
     while not first.is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.5)
@@ -56,8 +56,8 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_resumes_after_kill_without_redoing_finished_cells(experiment: dict) -> None:
     assert experiment["first"].stat().st_mtime_ns == experiment["first_mtime"]
-    assert "resnet18__original__seed0" not in experiment["resumed"].stages_run
-    assert {"resnet18__tight__seed0", "resnet18__loose-10mm__seed0"} <= set(experiment["resumed"].stages_run)
+    assert "resnet10t__original__seed0" not in experiment["resumed"].stages_run
+    assert {"resnet10t__tight__seed0", "resnet10t__loose-10mm__seed0"} <= set(experiment["resumed"].stages_run)
 
 
 def test_unchanged_rerun_skips_every_stage(experiment: dict) -> None:
@@ -85,9 +85,9 @@ def test_tables(experiment: dict) -> None:
     assert summary.set_index(["mask", "class"])["auroc_mean"].equals(results.set_index(["mask", "class"])["auroc"])
     eff = pd.read_csv(exp / "efficiency.csv")
     assert len(eff) == 3 and (eff["seconds_per_epoch"] > 0).all()
-    metrics = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "metrics.json").read_text())
+    metrics = json.loads((exp / "runs" / "resnet10t__tight__seed0" / "train" / "metrics.json").read_text())
     assert metrics["attention"]["attention_in_lung"] is not None
-    calibration = json.loads((exp / "runs" / "resnet18__tight__seed0" / "train" / "calibration.json").read_text())
+    calibration = json.loads((exp / "runs" / "resnet10t__tight__seed0" / "train" / "calibration.json").read_text())
     assert calibration["method"] == "platt" and calibration["fitted_on"] == "val"
 
 
@@ -97,7 +97,7 @@ def test_report_opens_with_the_headline(experiment: dict) -> None:
     exp = experiment["exp"]
     page = (exp / "report.html").read_text()
     lines = headline_lines(exp, exp / "report.html")
-    assert lines[0].startswith("Compared: resnet18") and lines[1].startswith("Result: ")
+    assert lines[0].startswith("Compared: resnet10t") and lines[1].startswith("Result: ")
     first = page.index("<h2>")  # before the first section
     for line in lines:
         assert 0 < page.index(html.escape(line)) < first
@@ -119,7 +119,7 @@ def test_evaluate_and_compare_commands(experiment: dict, tmp_path) -> None:
     from lungprior.cli.main import app
 
     runs = experiment["exp"] / "runs"
-    tight, orig = runs / "resnet18__tight__seed0" / "train", runs / "resnet18__original__seed0" / "train"
+    tight, orig = runs / "resnet10t__tight__seed0" / "train", runs / "resnet10t__original__seed0" / "train"
     result = CliRunner().invoke(app, ["evaluate", "--run", str(tight), "--no-cam", "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
     assert "macro" in result.output

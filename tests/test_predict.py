@@ -38,7 +38,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train(bench: Path, out: Path, mode: str) -> Path:
-    cfg = TrainConfig(manifest=str(bench / "manifest.csv"), out=str(out), mode=mode, backbone="resnet18",
+    cfg = TrainConfig(manifest=str(bench / "manifest.csv"), out=str(out), mode=mode, backbone="resnet10t",
                       image_size=32, epochs=1, batch_size=16, accelerator="cpu", devices="1")
     train(cfg, progress=False)
     return out

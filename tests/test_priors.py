@@ -160,7 +160,7 @@ def test_penalty_moves_attention_off_an_outside_shortcut() -> None:
 
 @pytest.mark.parametrize("mode", ["nolung", "bbox", "crop", "prior-loss"])
 def test_train_predict_evaluate_each_prior(bench: Path, tmp_path: Path, mode: str) -> None:
-    cfg = TrainConfig(manifest=str(bench), out=str(tmp_path / "run"), mode=mode, backbone="resnet18", image_size=32,
+    cfg = TrainConfig(manifest=str(bench), out=str(tmp_path / "run"), mode=mode, backbone="resnet10t", image_size=32,
                       epochs=1, batch_size=32, accelerator="cpu", devices="1", radius_px=3.0, prior_weight=1.0)
     result = train(cfg, progress=False)
     assert np.isfinite(result.best_val_auroc)

@@ -57,7 +57,7 @@ def test_a_second_live_generation_is_refused(bench: Path) -> None:
 def test_training_prints_no_library_chatter(bench: Path, tmp_path: Path) -> None:
     """The CLI as a user runs it (a fresh process: Lightning logs to stderr there, unlike under pytest)."""
     args = ["train", "--manifest", str(bench / "manifest.csv"), "--out", str(tmp_path / "run"), "--backbone",
-            "resnet18", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--accelerator", "cpu",
+            "resnet10t", "--image-size", "32", "--epochs", "1", "--batch-size", "16", "--accelerator", "cpu",
             "--devices", "1", "--mode", "tight"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "lungprior.cli.main", *args], capture_output=True, text=True,

@@ -28,7 +28,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cfg(manifest: Path, out: Path, **kw: object) -> TrainConfig:
-    base: dict = {"manifest": str(manifest), "out": str(out), "backbone": "resnet18", "image_size": 32,
+    base: dict = {"manifest": str(manifest), "out": str(out), "backbone": "resnet10t", "image_size": 32,
                   "epochs": 2, "batch_size": 32, "accelerator": "cpu", "devices": "1", "mode": "original"}
     return TrainConfig(**{**base, **kw})
 
@@ -118,7 +118,7 @@ def test_truncated_last_checkpoint_is_one_line(bench: Path, tmp_path: Path) -> N
     last = run / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     config = json.loads((run / "config.json").read_text())
-    args = ["train", "--manifest", config["manifest"], "--out", str(run), "--backbone", "resnet18",
+    args = ["train", "--manifest", config["manifest"], "--out", str(run), "--backbone", "resnet10t",
             "--image-size", "32", "--epochs", "2", "--batch-size", "32", "--accelerator", "cpu", "--devices", "1",
             "--mode", "original"]
     result = CliRunner().invoke(app, args)

@@ -39,7 +39,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
 
 
 def _cfg(manifest: Path, masks: Path, out: Path, mode: str, **kw: object) -> TrainConfig:
-    return TrainConfig(manifest=str(manifest), out=str(out), masks=str(masks), mode=mode, backbone="resnet18",
+    return TrainConfig(manifest=str(manifest), out=str(out), masks=str(masks), mode=mode, backbone="resnet10t",
                        image_size=32, epochs=1, batch_size=32, accelerator="cpu", devices="1", radius_px=3.0,
                        cache=str(out.parent / "cache"), **kw)
 

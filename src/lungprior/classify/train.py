@@ -78,9 +78,10 @@ def train(
             write_json(run_dir / "pretrained.json", report.to_dict())
     module = make_classifier(cfg, model, pos_weight(train_ds))
     history = RunHistory()
+    # best.ckpt only feeds the exported weights (resuming reads last.ckpt), so it holds no optimizer state
     best_ckpt = ModelCheckpoint(
         dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
-        enable_version_counter=False, auto_insert_metric_name=False,
+        enable_version_counter=False, auto_insert_metric_name=False, save_weights_only=True,
     )
     # every epoch, improving or not (save_last=True on best_ckpt saves only when val_auroc improves)
     last_ckpt = ModelCheckpoint(
