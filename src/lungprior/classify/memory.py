@@ -2,7 +2,8 @@
 
 `resource.getrusage(...).ru_maxrss` is the process's peak since it started, so in an experiment a small run
 after a large one would report the large one's peak. `PeakRSS` samples the current resident set size from
-/proc in a background thread between `start()` and `stop()` and keeps the maximum.
+/proc in a background thread between `start()` and `stop()` and keeps the maximum. Resident memory the
+allocator kept from an earlier run in the same process still counts, so the figure is an upper bound.
 """
 
 from __future__ import annotations
