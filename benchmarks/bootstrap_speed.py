@@ -1,4 +1,4 @@
-"""Time the paired patient bootstrap against a plain loop over scikit-learn AUROCs, same data, same resamples.
+"""Time the paired patient bootstrap against a plain loop over scikit-learn AUROCs: same data, as many resamples.
 
 `python benchmarks/bootstrap_speed.py [--n 2000] [--patients 800] [--resamples 1000]` prints both CPU times, their
 ratio and both 95 % intervals (independent draws, so close but not equal).
