@@ -50,6 +50,10 @@ def test_prior_and_whole_boxes_and_box_geometry() -> None:
     assert box_around(mask, 0.0).tolist() == [20, 10, 120, 60]
     assert box_around(mask, 0.1).tolist() == [10, 5, 130, 65]
     assert box_around(mask, 0.5).tolist() == [0, 0, 170, 85]  # clipped to the image
+    assert box_around(mask, 0.1, 0.3).tolist() == [10, 5, 130, 75]  # more room below the lung base
+    assert AutoPromptConfig(pad=0.1).bottom_pad == 0.1 and AutoPromptConfig(pad_bottom=0.2).bottom_pad == 0.2
+    with pytest.raises(LungpriorError, match="pad"):
+        AutoPromptConfig(pad_bottom=0.9)
     assert edges_to_pixels(np.array([20.0, 10, 120, 60]), (100, 200), (200, 400)).tolist() == [40, 20, 239, 119]
     with pytest.raises(LungpriorError, match="refine_steps must be >= 1"):
         AutoPromptConfig(refine_steps=0)

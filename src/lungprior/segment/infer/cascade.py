@@ -91,13 +91,13 @@ class Cascade:
             if candidate is None:
                 fallback.append(SIDES[side])
             else:
-                boxes[side] = edges_to_pixels(box_around(candidate, cfg.pad), candidate.shape, shape)
+                boxes[side] = edges_to_pixels(box_around(candidate, cfg.pad, cfg.pad_bottom), candidate.shape, shape)
         for _ in range(cfg.refine_steps - 1):
             refined = self.backend.postprocess(self._decode(embedding, transform, boxes), work) > cfg.threshold
             for side in range(len(SIDES)):
                 lung = largest_component(refined[side])
                 if lung is not None:
-                    boxes[side] = edges_to_pixels(box_around(lung, cfg.pad), lung.shape, shape)
+                    boxes[side] = edges_to_pixels(box_around(lung, cfg.pad, cfg.pad_bottom), lung.shape, shape)
         source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
         final = self.boxes(embedding, transform, boxes, source)
         final.stability = self._stability(embedding, transform, final.mask, shape)
@@ -112,7 +112,9 @@ class Cascade:
             return 0.0
         sizes = np.bincount(labels.ravel())[1:]
         keep = np.argsort(-sizes)[:2] + 1
-        boxes = np.stack([edges_to_pixels(box_around(labels == k, self.config.pad), small.shape, shape) for k in keep])
+        cfg = self.config
+        boxes = np.stack([edges_to_pixels(box_around(labels == k, cfg.pad, cfg.pad_bottom), small.shape, shape)
+                          for k in keep])
         again = (self.backend.postprocess(self._decode(embedding, transform, boxes), work) > self.config.threshold)
         again = ndi.binary_fill_holes(again.any(axis=0))
         total = int(small.sum() + again.sum())

@@ -29,7 +29,8 @@ class AutoPromptConfig:
     """Settings of the self-prompting cascade (fractions are of the image's width, height or area)."""
 
     prior_boxes: tuple[tuple[float, float, float, float], ...] = PRIOR_BOXES
-    pad: float = 0.03  # a lung box is padded by this fraction of its width/height on each side
+    pad: float = 0.03  # a lung box is padded by this fraction of its width/height on each side ...
+    pad_bottom: float | None = None  # ... except at its base, when set (opaque bases stop the coarse mask short)
     refine_steps: int = 1  # refined decodes; each later one uses boxes around the previous masks
     threshold: float = 0.5
     min_area: float = 0.02  # a lung candidate covers at least this fraction of the image ...
@@ -44,8 +45,14 @@ class AutoPromptConfig:
             raise LungpriorError("prior_boxes: need two relative [x0, y0, x1, y1] boxes within [0, 1]")
         if self.refine_steps < 1:
             raise LungpriorError(f"refine_steps must be >= 1, got {self.refine_steps}")
-        if not 0.0 <= self.pad <= 0.5 or not 0.0 < self.threshold < 1.0:
+        if not 0.0 <= self.pad <= 0.5 or not 0.0 <= self.bottom_pad <= 0.5 or not 0.0 < self.threshold < 1.0:
             raise LungpriorError(f"pad must be in [0, 0.5] and threshold in (0, 1), got {self.pad}, {self.threshold}")
+
+
+    @property
+    def bottom_pad(self) -> float:
+        """The padding below a lung: `pad_bottom`, or `pad` when that is unset."""
+        return self.pad if self.pad_bottom is None else self.pad_bottom
 
 
 def prior_boxes(shape: tuple[int, int], config: AutoPromptConfig | None = None) -> np.ndarray:
@@ -61,13 +68,15 @@ def whole_box(shape: tuple[int, int]) -> np.ndarray:
     return np.array([[0.0, 0.0, w - 1.0, h - 1.0]])
 
 
-def box_around(mask: np.ndarray, pad: float) -> np.ndarray:
-    """[x0, y0, x1, y1] (pixel edges, x1/y1 exclusive) around a non-empty mask, padded by `pad` of its size."""
+def box_around(mask: np.ndarray, pad: float, pad_bottom: float | None = None) -> np.ndarray:
+    """[x0, y0, x1, y1] (pixel edges, x1/y1 exclusive) around a non-empty mask, padded by `pad` of its size
+    (by `pad_bottom` of its height below it, when given)."""
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1.0, ys.min(), ys.max() + 1.0
     dx, dy = pad * (x1 - x0), pad * (y1 - y0)
+    dy1 = dy if pad_bottom is None else pad_bottom * (y1 - y0)
     h, w = mask.shape
-    return np.array([max(0.0, x0 - dx), max(0.0, y0 - dy), min(float(w), x1 + dx), min(float(h), y1 + dy)])
+    return np.array([max(0.0, x0 - dx), max(0.0, y0 - dy), min(float(w), x1 + dx), min(float(h), y1 + dy1)])
 
 
 def edges_to_pixels(box: np.ndarray, from_shape: tuple[int, int], to_shape: tuple[int, int]) -> np.ndarray:
