@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from lungprior.errors import LungpriorError
-from lungprior.experiment.regime import cell_config, load_regime, patterns, run_regime, seconds_to_target
+from lungprior.experiment.regime import (
+    cell_config,
+    load_regime,
+    patterns,
+    run_regime,
+    seconds_to_best,
+    seconds_to_target,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "regime_smoke.yaml"
@@ -20,7 +27,8 @@ def _cell(**auroc: tuple[float, float, float]) -> pd.DataFrame:
     """A cell from {mode: (macro, No Finding, seconds per epoch)}."""
     rows = [{"backbone": "b", "prior": mode if mode != "loose" else "loose-10mm", "mode": mode,
              "macro_auroc_mean": v[0], "no_finding_auroc_mean": v[1], "attention_in_lung_mean": 0.5,
-             "seconds_per_epoch_mean": v[2], "seconds_to_target_mean": v[2] * 3} for mode, v in auroc.items()]
+             "seconds_per_epoch_mean": v[2], "seconds_to_target_mean": v[2] * 3, "seconds_to_best_mean": v[2] * 5}
+            for mode, v in auroc.items()]
     return pd.DataFrame(rows)
 
 
@@ -35,10 +43,19 @@ def test_patterns_recognise_the_study_and_the_shortcut_pattern() -> None:
     assert shortcut["best_macro_auroc"] == "tight"
 
 
-def test_seconds_to_target() -> None:
+def test_tight_cheaper_at_the_target_or_at_its_own_best() -> None:
+    cell = _cell(original=(0.80, 0.70, 10.0), loose=(0.79, 0.74, 9.0), tight=(0.65, 0.60, 7.0))
+    cell.loc[cell["mode"] == "tight", "seconds_to_target_mean"] = float("nan")  # tight never reaches the target
+    assert patterns(cell)["study_pattern"]  # ... but gets to its own (lower) best sooner
+    cell.loc[cell["mode"] == "tight", "seconds_to_best_mean"] = 100.0
+    assert not patterns(cell)["study_pattern"]
+
+
+def test_seconds_to_target_and_to_best() -> None:
     history = pd.DataFrame({"val_auroc": [0.6, 0.75, 0.9, 0.7], "epoch_seconds": [10.0, 11.0, 12.0, 13.0]})
     assert seconds_to_target(history, 0.75) == 21.0
     assert pd.isna(seconds_to_target(history, 0.95))
+    assert seconds_to_best(history) == 33.0
 
 
 def test_load_regime_and_cells(tmp_path: Path) -> None:

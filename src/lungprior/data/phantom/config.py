@@ -15,6 +15,7 @@ DEFAULT_PREVALENCE: dict[str, float] = {
     "Edema": 0.12,
     "Fibrosis": 0.12,
 }
+CONTEXT_MODEL = 2  # version of the outside-context dial (findings.py); part of a benchmark's recorded settings
 FIELD_OF_VIEW_MM = 350.0  # width of the film, so pixel spacing = FIELD_OF_VIEW_MM / size
 
 
@@ -77,6 +78,8 @@ class PhantomConfig:
         d["generator_version"] = GENERATOR_VERSION
         if self.context == 0.0:  # benchmarks without outside context keep their recorded settings unchanged
             d.pop("context")
+        else:  # the dial's second definition (in-lung signal x (1 - c)): films made with the first differ
+            d["context_model"] = CONTEXT_MODEL
         if self.conspicuity == 1.0:  # likewise for the original lesion contrast
             d.pop("conspicuity")
         return d

@@ -10,15 +10,17 @@
 A `Lesion` is sampled once per patient in normalised coordinates and rendered into each of the patient's
 films, so follow-up images show the same lesion under different acquisitions.
 
-The outside-context dial `context` c in [0, 1] (0: the findings above, unchanged) moves evidence outside the
-tight lung outline, as on real films:
-- Edema: the in-lung haze and Kerley lines fade (x (1 - 0.85 c), x (1 - 0.7 c)); the perihilar haze over the
-  hila and mediastinum strengthens and widens; pleural effusions blunt the costophrenic angles below the lung
-  outline; an enlarged heart becomes more frequent (60 % -> 100 %) and larger.
-- Mass: more of them hilar (35 % -> 95 %), centred nearer the mediastinum.
-- Pneumonia: placed nearer the heart, with a silhouette sign (opacity along the heart border, outside the
-  lungs) and a fainter in-lung patch (x (1 - 0.6 c)).
-- Nodule, Fibrosis: unchanged (purely intrapulmonary controls).
+The outside-context dial `context` c in [0, 1] (0: the findings above, unchanged) moves the evidence of Edema,
+Mass and Pneumonia from inside the tight lung outline to just outside it, as on real films: their in-lung
+signal is multiplied by (1 - c) (none left at c = 1), and outside the lungs
+- Edema: the perihilar haze over the hila and mediastinum strengthens and widens, and pleural effusions blunt
+  the costophrenic angles below the lung outline (an enlarged heart stays as frequent as at c = 0: it shows in
+  the lung outline itself, so every prior sees it);
+- Mass: more of them hilar (35 % -> 100 %), centred nearer the mediastinum, the part over the hilum and
+  mediastinum denser (x (1 + c));
+- Pneumonia: placed nearer the heart, with a silhouette sign (opacity along the heart border, 5 c x the
+  lesion's amplitude).
+Nodule and Fibrosis are unchanged (purely intrapulmonary controls).
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def _sample(kind: str, a: Anatomy, rng: np.random.Generator, c: float) -> Lesion
         )
     if kind == "Mass":
         r = rng.uniform(0.07, 0.12)
-        if rng.random() < 0.35 + 0.6 * c:
+        if rng.random() < 0.35 + 0.65 * c:
             hx, hy = a.hila()[int(rng.integers(2))]
-            center = (hx * (1.0 - 0.3 * c) + rng.normal(0, 0.02), hy + rng.normal(0, 0.04))
+            center = (hx * (1.0 - 0.5 * c) + rng.normal(0, 0.02), hy + rng.normal(0, 0.04))
         else:
             center = _point_in_lung(a, rng, margin=0.08)
         return Lesion(kind, center, r, rng.uniform(0.16, 0.34), seed)
@@ -78,8 +80,7 @@ def _sample(kind: str, a: Anatomy, rng: np.random.Generator, c: float) -> Lesion
         x = (-1 if side == RIGHT else 1) * rng.uniform(0.35, 0.6) * (1.0 - 0.35 * c)
         return Lesion(kind, (x, y), rng.uniform(0.17, 0.28), rng.uniform(0.18, 0.36), seed, side=side)
     if kind == "Edema":
-        scale = rng.uniform(1.12, 1.3) if rng.random() < CARDIOMEGALY_WITH_EDEMA + 0.4 * c else 1.0
-        scale = 1.0 + (scale - 1.0) * (1.0 + 0.5 * c)
+        scale = rng.uniform(1.12, 1.3) if rng.random() < CARDIOMEGALY_WITH_EDEMA else 1.0
         return Lesion(kind, (0.0, a.hila()[0][1]), rng.uniform(0.22, 0.32), rng.uniform(0.14, 0.28), seed, scale)
     return Lesion(kind, (0.0, 0.0), rng.uniform(0.07, 0.11), rng.uniform(0.22, 0.38), seed)  # Fibrosis
 
@@ -104,6 +105,9 @@ def _mass(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np.
     r = les.radius * (1.0 + 0.14 * np.sin(3 * theta + p1) + 0.08 * np.sin(5 * theta + p2))
     d = np.hypot(x - les.center[0], y - les.center[1]) / r
     density = les.amplitude * np.clip(1.0 - d**2, 0.0, None) ** 0.8
+    if les.context:
+        density = _move_outside(density, lungs, les.context, frame)
+        return density.astype(np.float32), (d < 0.9) & (density > 0.05 * les.amplitude)
     return density.astype(np.float32), d < 0.9
 
 
@@ -119,14 +123,15 @@ def _pneumonia(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tupl
     density = les.amplitude * np.clip(patch / 0.4, 0.0, 1.0) * lung
     extent = (density > 0.3 * les.amplitude) & (lungs == les.side)
     if les.context:
-        density = density * (1.0 - 0.6 * les.context)
+        density = density * (1.0 - les.context)
+        extent &= density > 0.05 * les.amplitude
         # silhouette sign: the consolidation effaces the heart border on its side, outside the lungs
         heart = _heart_field(a, x, y)
         side = (x < a.heart_center[0]) if les.side == RIGHT else (x > a.heart_center[0])
         level = np.exp(-(((y - les.center[1]) / (1.2 * les.radius)) ** 2))
         border = 4.0 * heart * (1.0 - heart) * side * level * (lungs == 0)
         border = gaussian_filter(border.astype(np.float32), sigma=0.02 * unit, truncate=3.0) * (lungs == 0)
-        density = density + 3.0 * les.context * les.amplitude * border
+        density = density + 5.0 * les.context * les.amplitude * border
         extent |= border > 0.3
     return density.astype(np.float32), extent
 
@@ -145,7 +150,7 @@ def _edema(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np
     )
     if c:
         outside = 1.0 - lung
-        weight = np.maximum((1.0 - 0.85 * c) * lung, (0.75 + 1.0 * c) * perihilar * outside)
+        weight = np.maximum((1.0 - c) * lung, (0.75 + 1.0 * c) * perihilar * outside)
         haze = np.maximum(haze, perihilar * outside)  # the hilar haze reaches the mediastinal shadow
     else:
         weight = np.maximum(lung, 0.75 * perihilar)
@@ -159,8 +164,8 @@ def _edema(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple[np
             xk = s * (a.lung_lateral - rng.uniform(0.0, 0.06))
             lines.append((np.array([[xk, yk], [xk - s * rng.uniform(0.05, 0.09), yk]]), 0.008, 1.0))
     kerley = gaussian_filter(draw_polylines(frame, lines), sigma=0.004 * unit, truncate=3.0) * lung
-    density = density + 0.6 * (1.0 - 0.7 * c) * les.amplitude * kerley
-    extent = (les.amplitude * haze * weight > 0.35 * les.amplitude) | (kerley > 0.3)
+    density = density + 0.6 * (1.0 - c) * les.amplitude * kerley
+    extent = (les.amplitude * haze * weight > 0.35 * les.amplitude) | ((kerley > 0.3) & (c < 1.0))
     if c:  # pleural effusions: fluid filling the costophrenic angles, below the lung outline
         fluid = np.zeros_like(x)
         for s in (-1.0, 1.0):
@@ -185,6 +190,12 @@ def _fibrosis(les: Lesion, a: Anatomy, frame: Frame, lungs: np.ndarray) -> tuple
     weight = np.exp(-depth / les.radius) * (0.1 + 0.9 * basal) * inside
     density = les.amplitude * reticular * weight
     return density.astype(np.float32), inside & (weight > 0.3)
+
+
+def _move_outside(density: np.ndarray, lungs: np.ndarray, c: float, frame: Frame) -> np.ndarray:
+    """`density` x (1 - c) inside the lungs and x (1 + c) outside them (edges softened over about 2 mm)."""
+    lung = gaussian_filter((lungs > 0).astype(np.float32), sigma=0.01 * frame.px_per_unit(), truncate=3.0)
+    return density * ((1.0 - c) * lung + (1.0 + c) * (1.0 - lung))
 
 
 _RENDERERS = {"Nodule": _nodule, "Mass": _mass, "Pneumonia": _pneumonia, "Edema": _edema, "Fibrosis": _fibrosis}
