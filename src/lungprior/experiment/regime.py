@@ -125,8 +125,8 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
     """Winners per metric (controls excluded) and the two patterns the map must be able to show.
 
     - study pattern (real NIH films): original >= loose > tight on macro AUROC, loose > original on No
-      Finding, tight cheaper than original (sooner at the target val AUROC when both reach it, else sooner at
-      its own best val AUROC: the study's tight masks train faster to a lower AUROC);
+      Finding, tight cheaper than original (sooner at the target val AUROC, or there when original never is;
+      else sooner at its own best val AUROC: the study's tight masks train faster to a lower AUROC);
     - shortcut pattern: a lung mask (tight or loose) beats the original on macro AUROC.
     Comparisons use the first loose prior in the cell's order.
     """
@@ -157,8 +157,8 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
 
 def _cheaper(a: pd.Series, b: pd.Series) -> bool:
     ta, tb = a["seconds_to_target_mean"], b["seconds_to_target_mean"]
-    if np.isfinite(ta) and np.isfinite(tb):
-        return bool(ta < tb)
+    if np.isfinite(ta):  # reaching the target where the other never does is cheaper
+        return bool(not np.isfinite(tb) or ta < tb)
     sa, sb = a.get("seconds_to_best_mean", np.nan), b.get("seconds_to_best_mean", np.nan)
     if np.isfinite(sa) and np.isfinite(sb):
         return bool(sa < sb)
