@@ -49,6 +49,9 @@ def test_tight_cheaper_at_the_target_or_at_its_own_best() -> None:
     assert patterns(cell)["study_pattern"]  # ... but gets to its own (lower) best sooner
     cell.loc[cell["mode"] == "tight", "seconds_to_best_mean"] = 100.0
     assert not patterns(cell)["study_pattern"]
+    cell.loc[cell["mode"] == "tight", "seconds_to_target_mean"] = 200.0  # only tight reaches the target
+    cell.loc[cell["mode"] == "original", "seconds_to_target_mean"] = float("nan")
+    assert patterns(cell)["study_pattern"]
 
 
 def test_seconds_to_target_and_to_best() -> None:
