@@ -10,7 +10,8 @@ full recipe (`--recipe full`, meant for a GPU) also trains the image encoder, on
 films are segmented by the automatic cascade (no ground truth used) and, for reference, with the true
 per-lung boxes. Writes DIR/<arm>/masks + qc.csv, DIR/<arm>_eval/ (`lungprior segeval`), DIR/folds/<k>/ (each
 fold's training run) and DIR/cv.md, the tables of docs/segmentation.md. Rerunning reuses DIR/cache/ and
-finished folds.
+finished folds, so a rerun with other auto-cascade settings (`--refine-steps`, `--pad-bottom`, `--grow-steps`,
+`--grow`) re-segments the held-out films with the same fold weights (and overwrites the arms).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from lungprior.segment.finetune.data import Pair, read_pair
 from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import TorchEngine, create_engine
 from lungprior.segment.infer.paths import mask_path_for
+from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.infer.qc import QC_COLUMNS, qc_row
 from lungprior.segment.registry import create_backend
 from lungprior.segment.segeval import evaluate_segmentations
@@ -62,6 +64,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
+    p.add_argument("--refine-steps", type=int, default=1, help="auto cascade: refined decodes (AutoPromptConfig)")
+    p.add_argument("--pad-bottom", type=float, default=None, help="auto cascade: box padding below each lung")
+    p.add_argument("--grow-steps", type=int, default=0, help="auto cascade: decodes that grow boxes the lung reaches")
+    p.add_argument("--grow", type=float, default=0.06, help="auto cascade: how far a reached box edge moves")
     return p.parse_args()
 
 
@@ -150,7 +156,9 @@ def main() -> None:
         return cache.get(pairs[i].image, tensor)
 
     qc = {arm: [] for arm in ARMS}
-    base_cascade = Cascade(TorchEngine(base), base)
+    prompts = AutoPromptConfig(refine_steps=args.refine_steps, pad_bottom=args.pad_bottom,
+                               grow_steps=args.grow_steps, grow=args.grow)
+    base_cascade = Cascade(TorchEngine(base), base, prompts)
     for i, pair in enumerate(pairs):
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
             write_arm(out / arm, pair.image_id, predict(base_cascade, base, embedding(i), films[i][0], truth), qc[arm])
@@ -168,7 +176,7 @@ def main() -> None:
         losses[k] = [row["train_loss"] for row in read_metrics(Path(cfg.out) / "metrics.csv")]
         tuned.device = device
         tuned.model.to(device).eval()
-        cascade = Cascade(TorchEngine(tuned), tuned)
+        cascade = Cascade(TorchEngine(tuned), tuned, prompts)
         for i in np.flatnonzero(fold == k):
             if args.recipe == "full":
                 tensor, _ = tuned.preprocess(films[i][0])
@@ -189,7 +197,9 @@ def main() -> None:
                                  "timing": timing,
                                  "folds": {str(i): int(f) for i, f in zip(df["image_id"], fold, strict=True)}})
     lines = [f"{args.folds}-fold patient-level CV, {len(df)} films, {df['patient_id'].nunique()} patients, "
-             f"recipe {args.recipe}, {args.views} views, {args.epochs} epochs, device {args.device}", ""]
+             f"recipe {args.recipe}, {args.views} views, {args.epochs} epochs, device {args.device}; auto cascade "
+             f"(refine_steps {args.refine_steps}, pad_bottom {args.pad_bottom}, grow_steps {args.grow_steps}, "
+             f"grow {args.grow})", ""]
     lines += [*table(summaries, "arm"), ""]
     for view in sorted({v for arm in by_view for v in by_view[arm]}):
         lines += [*table({arm: by_view[arm].get(view, {}) for arm in arms}, f"{view} films"), ""]

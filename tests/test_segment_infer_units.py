@@ -22,7 +22,7 @@ from lungprior.segment.infer import (
     whole_box,
 )
 from lungprior.segment.infer.cascade import work_transform
-from lungprior.segment.infer.prompts import box_around, edges_to_pixels, largest_component
+from lungprior.segment.infer.prompts import box_around, edges_to_pixels, grow_box, largest_component
 from lungprior.segment.infer.records import ERROR_COLUMNS, CsvLog, read_rows, repair
 from lungprior.segment.infer.settings import check_settings
 from lungprior.segment.infer.shards import local_device
@@ -55,8 +55,9 @@ def test_prior_and_whole_boxes_and_box_geometry() -> None:
     with pytest.raises(LungpriorError, match="pad"):
         AutoPromptConfig(pad_bottom=0.9)
     assert edges_to_pixels(np.array([20.0, 10, 120, 60]), (100, 200), (200, 400)).tolist() == [40, 20, 239, 119]
-    with pytest.raises(LungpriorError, match="refine_steps must be >= 1"):
-        AutoPromptConfig(refine_steps=0)
+    for bad in ({"refine_steps": 0}, {"grow_steps": -1}, {"grow": 0.0}, {"grow": 0.8}):
+        with pytest.raises(LungpriorError, match="refine_steps >= 1, grow_steps >= 0"):
+            AutoPromptConfig(**bad)
     with pytest.raises(LungpriorError, match="two relative"):
         AutoPromptConfig(prior_boxes=((0, 0, 1, 1),))
 
@@ -264,3 +265,44 @@ def test_cascade_derives_lung_boxes_and_falls_back_to_the_prior_box() -> None:
     padded = rect + 0.03 * np.array([-w, -h, w, h]) - np.array([0, 0, 1, 1])
     assert np.allclose(pred.boxes[0], padded)
     assert pred.mask.shape == (256, 256) and pred.mask.sum() > 0 and pred.prob.dtype == np.float32
+
+
+def test_grow_box_moves_only_the_edges_the_lung_reaches() -> None:
+    lung = np.zeros((50, 50), bool)  # the work-size mask of a (100, 100) image
+    lung[10:40, 10:25] = True  # reaches the bottom edge (y1 = 79 -> 39.5) and no other
+    box = np.array([10.0, 10.0, 60.0, 79.0])
+    grown = grow_box(box, lung, (100, 100), 0.1)
+    assert grown is not None and grown[:3].tolist() == [10.0, 10.0, 60.0] and grown[3] == pytest.approx(86.0)
+    assert grow_box(np.array([10.0, 10.0, 60.0, 90.0]), lung, (100, 100), 0.1) is None  # nothing touches
+    lung[:, :] = True  # touches every edge, but three of them are the image's border
+    assert grow_box(np.array([0.0, 0.0, 99.0, 60.0]), lung, (100, 100), 0.5).tolist() == [0, 0, 99, 90.5]
+    assert grow_box(box, np.zeros((50, 50), bool), (100, 100), 0.1) is None
+
+
+class _ClipEngine(_RectEngine):
+    """A stand-in whose mask is the part of a fixed lung rectangle that lies inside the box."""
+
+    LUNGS = ((30, 30, 110, 245), (140, 30, 225, 200))
+
+    def decode(self, embedding, boxes: np.ndarray):
+        import torch
+
+        self.calls.append(np.asarray(boxes).copy())
+        logits = torch.full((len(boxes), 1, 256, 256), -10.0)
+        for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes)):
+            lx0, ly0, lx1, ly1 = self.LUNGS[k]
+            logits[k, 0, max(ly0, int(y0)) : min(ly1, int(y1)) + 1, max(lx0, int(x0)) : min(lx1, int(x1)) + 1] = 10
+        return logits
+
+
+def test_cascade_grows_a_box_that_cuts_the_lung() -> None:
+    from lungprior.segment.infer import Cascade
+
+    transform = Transform((256, 256), (256, 256), 256, (1.0, 1.0))
+    cut = Cascade(_ClipEngine(), _Backend()).auto(None, transform)
+    assert cut.boxes[0][3] < 245 and cut.mask[244, 60] == 0  # the prior box cut the right lung's base
+    engine = _ClipEngine()
+    grown = Cascade(engine, _Backend(), AutoPromptConfig(grow_steps=4)).auto(None, transform)
+    assert grown.boxes[0][3] >= 245 and grown.mask[244, 60] == 1  # grown until it encloses the base
+    assert np.allclose(grown.boxes[1], cut.boxes[1])  # the left lung was never cut
+    assert grown.mask.sum() > cut.mask.sum() and len(engine.calls) <= 3 + 4

@@ -20,6 +20,7 @@ from lungprior.segment.infer.prompts import (
     AutoPromptConfig,
     box_around,
     edges_to_pixels,
+    grow_box,
     largest_component,
     lung_candidates,
     prior_boxes,
@@ -98,6 +99,16 @@ class Cascade:
                 lung = largest_component(refined[side])
                 if lung is not None:
                     boxes[side] = edges_to_pixels(box_around(lung, cfg.pad, cfg.pad_bottom), lung.shape, shape)
+        for _ in range(cfg.grow_steps):
+            refined = self.backend.postprocess(self._decode(embedding, transform, boxes), work) > cfg.threshold
+            moved = False
+            for side in range(len(SIDES)):
+                lung = largest_component(refined[side])
+                grown = None if lung is None else grow_box(boxes[side], lung, shape, cfg.grow)
+                if grown is not None:
+                    boxes[side], moved = grown, True
+            if not moved:
+                break
         source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
         final = self.boxes(embedding, transform, boxes, source)
         final.stability = self._stability(embedding, transform, final.mask, shape)

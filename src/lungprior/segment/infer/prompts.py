@@ -32,6 +32,8 @@ class AutoPromptConfig:
     pad: float = 0.03  # a lung box is padded by this fraction of its width/height on each side ...
     pad_bottom: float | None = None  # ... except at its base, when set (opaque bases stop the coarse mask short)
     refine_steps: int = 1  # refined decodes; each later one uses boxes around the previous masks
+    grow_steps: int = 0  # extra decodes that move a box edge the refined lung reaches outwards ...
+    grow: float = 0.06  # ... by this fraction of the box's width/height
     threshold: float = 0.5
     min_area: float = 0.02  # a lung candidate covers at least this fraction of the image ...
     max_area: float = 0.40  # ... and at most this one
@@ -43,8 +45,9 @@ class AutoPromptConfig:
         boxes = np.asarray(self.prior_boxes, dtype=np.float64)
         if boxes.shape != (2, 4) or not ((boxes >= 0) & (boxes <= 1)).all():
             raise LungpriorError("prior_boxes: need two relative [x0, y0, x1, y1] boxes within [0, 1]")
-        if self.refine_steps < 1:
-            raise LungpriorError(f"refine_steps must be >= 1, got {self.refine_steps}")
+        if self.refine_steps < 1 or self.grow_steps < 0 or not 0.0 < self.grow <= 0.5:
+            raise LungpriorError(f"need refine_steps >= 1, grow_steps >= 0, grow in (0, 0.5], got "
+                                 f"{self.refine_steps}, {self.grow_steps}, {self.grow}")
         if not 0.0 <= self.pad <= 0.5 or not 0.0 <= self.bottom_pad <= 0.5 or not 0.0 < self.threshold < 1.0:
             raise LungpriorError(f"pad must be in [0, 0.5] and threshold in (0, 1), got {self.pad}, {self.threshold}")
 
@@ -53,6 +56,32 @@ class AutoPromptConfig:
     def bottom_pad(self) -> float:
         """The padding below a lung: `pad_bottom`, or `pad` when that is unset."""
         return self.pad if self.pad_bottom is None else self.pad_bottom
+
+
+def grow_box(box: np.ndarray, lung: np.ndarray, shape: tuple[int, int], grow: float) -> np.ndarray | None:
+    """A pixel-index box ([x0, y0, x1, y1] in an image of `shape`) with each edge that `lung` (a mask at any
+    smaller size) reaches moved outwards by `grow` of the box's size; None when no edge moves.
+
+    A box prompt should enclose its object: a mask that fills its box up to an edge was probably cut there.
+    """
+    h, w = shape
+    sy, sx = lung.shape[0] / h, lung.shape[1] / w
+    ys, xs = np.nonzero(lung)
+    if ys.size == 0:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in box)
+    dx, dy = grow * (x1 - x0 + 1.0), grow * (y1 - y0 + 1.0)
+    out = np.array([x0, y0, x1, y1])
+    # a mask pixel within one work pixel of an edge that is not already the image's border
+    if xs.min() <= x0 * sx + 1 and x0 > 0:
+        out[0] = max(0.0, x0 - dx)
+    if ys.min() <= y0 * sy + 1 and y0 > 0:
+        out[1] = max(0.0, y0 - dy)
+    if xs.max() >= x1 * sx - 1 and x1 < w - 1:
+        out[2] = min(w - 1.0, x1 + dx)
+    if ys.max() >= y1 * sy - 1 and y1 < h - 1:
+        out[3] = min(h - 1.0, y1 + dy)
+    return None if np.array_equal(out, box) else out
 
 
 def prior_boxes(shape: tuple[int, int], config: AutoPromptConfig | None = None) -> np.ndarray:
