@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ from lungprior.segment.infer import (
 from lungprior.segment.infer.cascade import work_transform
 from lungprior.segment.infer.prompts import box_around, edges_to_pixels, grow_box, largest_component
 from lungprior.segment.infer.records import ERROR_COLUMNS, CsvLog, read_rows, repair
-from lungprior.segment.infer.settings import check_settings
+from lungprior.segment.infer.settings import check_settings, run_settings
 from lungprior.segment.infer.shards import local_device
 from lungprior.segment.preprocess import Transform
 
@@ -210,6 +212,15 @@ def test_engine_choice_and_settings_guard(tmp_path) -> None:
     check_settings(tmp_path, {"backend": "litemedsam", "prompt": "auto"})
     with pytest.raises(LungpriorError, match=r"other settings \(prompt: auto now whole\); use a new --out"):
         check_settings(tmp_path, {"backend": "litemedsam", "prompt": "whole"})
+    auto = run_settings("litemedsam", None, "auto", "auto", AutoPromptConfig())
+    older = json.loads(json.dumps(auto))
+    del older["auto"]["grow_steps"], older["auto"]["grow"]  # a folder from before these settings existed
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "segment.json").write_text(json.dumps(older))
+    check_settings(tmp_path / "old", auto)  # resumes: the missing settings had their defaults
+    with pytest.raises(LungpriorError, match="other settings \\(auto: "):
+        check_settings(tmp_path / "old", run_settings("litemedsam", None, "auto", "auto",
+                                                      AutoPromptConfig(grow_steps=2)))
 
 
 class _RectEngine:

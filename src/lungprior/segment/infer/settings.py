@@ -44,6 +44,9 @@ def check_settings(out_dir: str | os.PathLike[str], settings: dict[str, object])
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise LungpriorError(f"{path}: unreadable ({exc})") from None
+        if isinstance(old.get("auto"), dict):  # a cascade setting added since then had its default
+            defaults = json.loads(json.dumps(dataclasses.asdict(AutoPromptConfig())))
+            old["auto"] = {**defaults, **old["auto"]}
         for key in [*settings, *(k for k in old if k not in settings)]:
             if old.get(key) != settings.get(key):
                 raise LungpriorError(
