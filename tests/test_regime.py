@@ -54,6 +54,21 @@ def test_tight_cheaper_at_the_target_or_at_its_own_best() -> None:
     assert patterns(cell)["study_pattern"]
 
 
+
+def test_a_prior_is_at_the_target_only_when_every_seed_is() -> None:
+    cell = _cell(original=(0.80, 0.70, 10.0), loose=(0.79, 0.74, 9.0), tight=(0.65, 0.60, 7.0))
+    cell["n_seeds"], cell["seeds_at_target"] = 3, 3
+    cell.loc[cell["mode"] == "tight", ["seconds_to_target_mean", "seconds_to_best_mean"]] = (40.0, 50.0)
+    assert not patterns(cell)["study_pattern"]  # every seed there, later than original (30 s)
+    assert patterns(cell)["best_seconds_to_target"] == "loose-10mm"
+    cell.loc[cell["mode"] == "tight", "seconds_to_target_mean"] = 5.0  # ... sooner, but one seed of three only:
+    cell.loc[cell["mode"] == "tight", "seeds_at_target"] = 1
+    assert patterns(cell)["best_seconds_to_target"] == "loose-10mm"  # not the fastest to the target
+    assert not patterns(cell)["study_pattern"]  # and judged at its own best: 50 s against original's 50 s
+    cell.loc[cell["mode"] == "tight", "seconds_to_best_mean"] = 20.0
+    assert patterns(cell)["study_pattern"]
+
+
 def test_seconds_to_target_and_to_best() -> None:
     history = pd.DataFrame({"val_auroc": [0.6, 0.75, 0.9, 0.7], "epoch_seconds": [10.0, 11.0, 12.0, 13.0]})
     assert seconds_to_target(history, 0.75) == 21.0
@@ -84,6 +99,7 @@ def test_regime_smoke_runs_every_cell(tmp_path: Path) -> None:
     table, regime_map = pd.read_csv(table_path), pd.read_csv(map_path)
     assert len(table) == 2 * 4 and set(table["prior"]) == {"original", "loose-10mm", "tight", "nolung"}
     assert table["macro_auroc_mean"].between(0, 1).all() and (table["seconds_per_epoch_mean"] > 0).all()
+    assert table["seeds_at_target"].between(0, table["n_seeds"]).all()
     assert len(regime_map) == 2 and regime_map["outside_lung_auroc"].between(0, 1).all()
     assert regime_map["study_pattern"].isin([True, False]).all()
     assert set(regime_map["best_macro_auroc"]) <= {"original", "loose-10mm", "tight"}

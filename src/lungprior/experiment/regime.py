@@ -113,11 +113,15 @@ def cell_rows(exp: Path, runs: list[dict[str, Any]], target: float) -> pd.DataFr
             "seconds_to_best": seconds_to_best(history),
         })
     frame = pd.DataFrame(per_run)
+    frame["seeds_at_target"] = np.isfinite(frame["seconds_to_target"].to_numpy(dtype=float)).astype(int)
     metrics = ["macro_auroc", "no_finding_auroc", "attention_in_lung", "seconds_per_epoch", "seconds_to_target",
                "seconds_to_best"]
     grouped = frame.groupby(["backbone", "prior", "mode"], sort=False)[metrics]
     out = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_sd")).reset_index()
     out.insert(3, "n_seeds", grouped.size().to_numpy())
+    # seconds_to_target_mean averages the seeds that got there: how many did is part of the answer
+    out.insert(4, "seeds_at_target", frame.groupby(["backbone", "prior", "mode"], sort=False)["seeds_at_target"]
+               .sum().to_numpy())
     return out
 
 
@@ -125,8 +129,9 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
     """Winners per metric (controls excluded) and the two patterns the map must be able to show.
 
     - study pattern (real NIH films): original >= loose > tight on macro AUROC, loose > original on No
-      Finding, tight cheaper than original (sooner at the target val AUROC, or there when original never is;
-      else sooner at its own best val AUROC: the study's tight masks train faster to a lower AUROC);
+      Finding, tight cheaper than original (sooner at the target val AUROC, or there when original is not;
+      else sooner at its own best val AUROC: the study's tight masks train faster to a lower AUROC); a prior
+      is "at the target" when every seed reached it;
     - shortcut pattern: a lung mask (tight or loose) beats the original on macro AUROC.
     Comparisons use the first loose prior in the cell's order.
     """
@@ -134,7 +139,8 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for metric, best in (("macro_auroc", "max"), ("no_finding_auroc", "max"), ("attention_in_lung", "max"),
                          ("seconds_to_target", "min")):
-        values = priors.set_index("prior")[f"{metric}_mean"].dropna()
+        rows = priors[[_at_target(r) for _, r in priors.iterrows()]] if metric == "seconds_to_target" else priors
+        values = rows.set_index("prior")[f"{metric}_mean"].dropna()
         out[f"best_{metric}"] = (values.idxmax() if best == "max" else values.idxmin()) if not values.empty else None
     nolung = cell[cell["mode"] == "nolung"]["macro_auroc_mean"]
     out["outside_lung_auroc"] = float(nolung.iloc[0]) if not nolung.empty else float("nan")
@@ -155,10 +161,17 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def _at_target(row: pd.Series) -> bool:
+    """Whether every seed of a prior reached the target val AUROC (a mean over some seeds is not an answer)."""
+    if not np.isfinite(row["seconds_to_target_mean"]):
+        return False
+    return "seeds_at_target" not in row or bool(row["seeds_at_target"] == row["n_seeds"])
+
+
 def _cheaper(a: pd.Series, b: pd.Series) -> bool:
     ta, tb = a["seconds_to_target_mean"], b["seconds_to_target_mean"]
-    if np.isfinite(ta):  # reaching the target where the other never does is cheaper
-        return bool(not np.isfinite(tb) or ta < tb)
+    if _at_target(a):  # reaching the target where the other does not (in every seed) is cheaper
+        return bool(not _at_target(b) or ta < tb)
     sa, sb = a.get("seconds_to_best_mean", np.nan), b.get("seconds_to_best_mean", np.nan)
     if np.isfinite(sa) and np.isfinite(sb):
         return bool(sa < sb)
