@@ -139,7 +139,7 @@ def patterns(cell: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for metric, best in (("macro_auroc", "max"), ("no_finding_auroc", "max"), ("attention_in_lung", "max"),
                          ("seconds_to_target", "min")):
-        rows = priors[[_at_target(r) for _, r in priors.iterrows()]] if metric == "seconds_to_target" else priors
+        rows = priors.loc[[_at_target(r) for _, r in priors.iterrows()]] if metric == "seconds_to_target" else priors
         values = rows.set_index("prior")[f"{metric}_mean"].dropna()
         out[f"best_{metric}"] = (values.idxmax() if best == "max" else values.idxmin()) if not values.empty else None
     nolung = cell[cell["mode"] == "nolung"]["macro_auroc_mean"]
