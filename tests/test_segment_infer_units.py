@@ -317,3 +317,6 @@ def test_cascade_grows_a_box_that_cuts_the_lung() -> None:
     assert grown.boxes[0][3] >= 245 and grown.mask[244, 60] == 1  # grown until it encloses the base
     assert np.allclose(grown.boxes[1], cut.boxes[1])  # the left lung was never cut
     assert grown.mask.sum() > cut.mask.sum() and len(engine.calls) <= 3 + 4
+    again = Cascade(_ClipEngine(), _Backend()).boxes(None, transform, grown.boxes, "auto")
+    assert np.array_equal(again.mask, grown.mask)  # the settled decode is the final one: not decoded twice
+    assert len(engine.calls) == 5  # coarse, two grows, the settled one (no edge moved), the QC re-decode

@@ -99,8 +99,10 @@ class Cascade:
                 lung = largest_component(refined[side])
                 if lung is not None:
                     boxes[side] = edges_to_pixels(box_around(lung, cfg.pad, cfg.pad_bottom), lung.shape, shape)
+        settled = None  # the decode of the final boxes, when growing stopped because no edge moved
         for _ in range(cfg.grow_steps):
-            refined = self.backend.postprocess(self._decode(embedding, transform, boxes), work) > cfg.threshold
+            logits = self._decode(embedding, transform, boxes)
+            refined = self.backend.postprocess(logits, work) > cfg.threshold
             moved = False
             for side in range(len(SIDES)):
                 lung = largest_component(refined[side])
@@ -108,9 +110,13 @@ class Cascade:
                 if grown is not None:
                     boxes[side], moved = grown, True
             if not moved:
+                settled = logits
                 break
         source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
-        final = self.boxes(embedding, transform, boxes, source)
+        if settled is None:
+            final = self.boxes(embedding, transform, boxes, source)
+        else:
+            final = self._finish(settled, transform, np.asarray(boxes, dtype=np.float64), source)
         final.stability = self._stability(embedding, transform, final.mask, shape)
         return final
 
