@@ -54,7 +54,6 @@ def test_tight_cheaper_at_the_target_or_at_its_own_best() -> None:
     assert patterns(cell)["study_pattern"]
 
 
-
 def test_a_prior_is_at_the_target_only_when_every_seed_is() -> None:
     cell = _cell(original=(0.80, 0.70, 10.0), loose=(0.79, 0.74, 9.0), tight=(0.65, 0.60, 7.0))
     cell["n_seeds"], cell["seeds_at_target"] = 3, 3

@@ -113,15 +113,13 @@ def cell_rows(exp: Path, runs: list[dict[str, Any]], target: float) -> pd.DataFr
             "seconds_to_best": seconds_to_best(history),
         })
     frame = pd.DataFrame(per_run)
-    frame["seeds_at_target"] = np.isfinite(frame["seconds_to_target"].to_numpy(dtype=float)).astype(int)
     metrics = ["macro_auroc", "no_finding_auroc", "attention_in_lung", "seconds_per_epoch", "seconds_to_target",
                "seconds_to_best"]
     grouped = frame.groupby(["backbone", "prior", "mode"], sort=False)[metrics]
     out = grouped.mean().add_suffix("_mean").join(grouped.std().add_suffix("_sd")).reset_index()
     out.insert(3, "n_seeds", grouped.size().to_numpy())
-    # seconds_to_target_mean averages the seeds that got there: how many did is part of the answer
-    out.insert(4, "seeds_at_target", frame.groupby(["backbone", "prior", "mode"], sort=False)["seeds_at_target"]
-               .sum().to_numpy())
+    # seconds_to_target_mean averages the seeds that got there (NaN: never): how many did is part of the answer
+    out.insert(4, "seeds_at_target", grouped.count()["seconds_to_target"].to_numpy())
     return out
 
 
