@@ -135,6 +135,23 @@ def test_bias_ties_markers_to_labels_in_train_only() -> None:
             assert 0.12 < m.mean() < 0.28  # markers still appear at the base rate
 
 
+def test_val_bias_sets_the_validation_split_only() -> None:
+    base = PhantomConfig(n=3000, size=64, seed=0, bias=1.0, test_bias=0.0)
+    plans = plan_benchmark(base)
+    plans_val = plan_benchmark(dataclasses.replace(base, val_bias=0.0))
+    for p, q in zip(plans, plans_val, strict=True):
+        assert p.labels == q.labels and p.split == q.split
+        if p.split != "val":  # train and test films are the same films, markers included
+            assert p.markers == q.markers and p.noise_seed == q.noise_seed
+    val = [q for q in plans_val if q.split == "val"]
+    y = np.array([[q.labels[k] for k in FINDINGS] for q in val])
+    m = np.array([[q.markers[k] for k in FINDINGS] for q in val])
+    assert (np.array([[p.markers[k] for k in FINDINGS] for p in plans if p.split == "val"]) == y).all()
+    assert max(abs(np.corrcoef(y[:, j], m[:, j])[0, 1]) for j in range(len(FINDINGS))) < 0.2
+    assert "val_bias" not in base.to_dict()  # unset: recorded settings as before
+    assert dataclasses.replace(base, val_bias=0.0).to_dict()["val_bias"] == 0.0
+
+
 def test_prevalence_controls_label_rates() -> None:
     cfg = PhantomConfig(n=3000, size=64, prevalence=parse_prevalence("Mass=0.4,edema=0.05"))
     plans = plan_benchmark(cfg)
@@ -156,6 +173,9 @@ def test_cli_bad_value_is_one_line_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "x"), "--bias", "1.5"])
     assert result.exit_code == 2
     assert result.output.strip() == "error: --bias must be in [0, 1], got 1.5"
+    result = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "y"), "--val-bias", "-0.1"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --val-bias must be in [0, 1], got -0.1"
 
 
 def test_cli_writes_benchmark_and_gallery(tmp_path: Path) -> None:

@@ -83,6 +83,12 @@ def test_load_regime_and_cells(tmp_path: Path) -> None:
     full, full_regime = load_regime(ROOT / "configs" / "regime_map.yaml")
     assert len(full_regime.bias) == 3 and len(full_regime.context) == 3 and len(full.training.seeds) >= 3
     assert {"original", "tight", "loose", "nolung"} <= {m.mode for m in full.masks}
+    control, control_regime = load_regime(ROOT / "configs" / "regime_unbiased_val.yaml")  # the map's cell, val unbiased
+    assert control.dataset.phantom.val_bias == 0.0 and full.dataset.phantom.val_bias is None
+    assert control.dataset.phantom.model_copy(update={"val_bias": None}) == full.dataset.phantom
+    assert control.masks == full.masks and control.evaluation == full.evaluation
+    assert control.training.model_copy(update={"seeds": full.training.seeds}) == full.training
+    assert control_regime.bias == [0.9] and control_regime.context == [0.75]
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("context: [1.0]", "context: [2.0]"))
     with pytest.raises(LungpriorError, match=r"regime\.context"):

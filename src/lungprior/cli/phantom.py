@@ -22,6 +22,9 @@ def phantom_command(
     seed: int = typer.Option(0, "--seed", help="Random seed: same settings and seed give byte-identical files."),
     bias: float = typer.Option(0.0, "--bias", help="Shortcut strength in train/val: P(marker=label) in [0, 1]."),
     test_bias: float = typer.Option(0.0, "--test-bias", help="Shortcut strength in the test split."),
+    val_bias: float = typer.Option(
+        None, "--val-bias", help="Shortcut strength in the validation split (default: --bias, as in training)."
+    ),
     context: float = typer.Option(
         0.0, "--context", help="Finding signal outside the tight lung outline, in [0, 1] (0: none added)."
     ),
@@ -42,8 +45,8 @@ def phantom_command(
     if gallery:
         output_dir(gallery.parent, "--gallery")
     cfg = PhantomConfig(
-        n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, context=context, conspicuity=conspicuity,
-        prevalence=parse_prevalence(prevalence),
+        n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, val_bias=val_bias, context=context,
+        conspicuity=conspicuity, prevalence=parse_prevalence(prevalence),
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,
     )
     manifest = generate_benchmark(cfg, out, workers=workers or None)

@@ -59,6 +59,7 @@ class PhantomSettings(_Strict):
     seed: int = 0
     bias: float = Field(0.0, ge=0.0, le=1.0)
     test_bias: float = Field(0.0, ge=0.0, le=1.0)
+    val_bias: float | None = Field(None, ge=0.0, le=1.0)
     context: float = Field(0.0, ge=0.0, le=1.0)
     conspicuity: float = Field(1.0, ge=0.25, le=4.0)
     prevalence: dict[str, float] | None = None

@@ -51,7 +51,8 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
         from lungprior.data.phantom import DEFAULT_PREVALENCE, PhantomConfig, generate_benchmark
 
         p = ds.phantom
-        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias, context=p.context,
+        pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias,
+                             val_bias=p.val_bias, context=p.context,
                              conspicuity=p.conspicuity, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
                              prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
 

@@ -49,8 +49,10 @@ def _compared(exp: Path, results: pd.DataFrame) -> str:
     phantom = (cfg.get("dataset") or {}).get("phantom") or {}
     setting = ""
     if (cfg.get("dataset") or {}).get("kind") == "phantom" and phantom.get("bias", 0) > 0:
-        setting = (f"; shortcut markers outside the lungs follow the labels in training (bias {phantom['bias']:g}) "
-                   f"but not in the test split (bias {phantom.get('test_bias', 0):g})")
+        val = phantom.get("val_bias")
+        val = "" if val is None else f", validation {val:g}"
+        setting = (f"; shortcut markers outside the lungs follow the labels in training (bias {phantom['bias']:g}"
+                   f"{val}) but not in the test split (bias {phantom.get('test_bias', 0):g})")
     size = _test_size(exp)
     what = (f"original films vs lung-masked films ({', '.join(masked) or 'none'})" if "original" in modes
             else f"{', '.join(modes)} films, without an original-film run to compare with")

@@ -23,7 +23,9 @@ FIELD_OF_VIEW_MM = 350.0  # width of the film, so pixel spacing = FIELD_OF_VIEW_
 class PhantomConfig:
     """Everything that determines a generated benchmark (same config, same bytes).
 
-    `bias` / `test_bias` set the shortcut markers' strength; `context` in [0, 1], independent of them, moves
+    `bias` / `test_bias` set the shortcut markers' strength (`val_bias`, when set, in the validation split
+    instead of `bias`: an unbiased validation split beside a biased training split separates what a shortcut
+    does to learning from what it does to checkpoint selection); `context` in [0, 1], independent of them, moves
     finding signal outside the tight lung outline (0: the original benchmark; see `findings` for each finding);
     `conspicuity` multiplies every lesion's density (1: the original benchmark; 2: twice the contrast, same
     lesion geometry, labels and markers), the difficulty dial that lets a short training run learn the lesions.
@@ -34,6 +36,7 @@ class PhantomConfig:
     seed: int = 0
     bias: float = 0.0
     test_bias: float = 0.0
+    val_bias: float | None = None
     context: float = 0.0
     conspicuity: float = 1.0
     prevalence: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PREVALENCE))
@@ -46,9 +49,9 @@ class PhantomConfig:
             raise LungpriorError(f"--n must be at least 1, got {self.n}")
         if not 64 <= self.size <= 2048:
             raise LungpriorError(f"--size must be between 64 and 2048 pixels, got {self.size}")
-        for name in ("bias", "test_bias", "context"):
+        for name in ("bias", "test_bias", "val_bias", "context"):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
+            if v is not None and not 0.0 <= v <= 1.0:
                 raise LungpriorError(f"--{name.replace('_', '-')} must be in [0, 1], got {v}")
         unknown = sorted(set(self.prevalence) - set(FINDINGS))
         if unknown:
@@ -80,6 +83,8 @@ class PhantomConfig:
             d.pop("context")
         else:  # the dial's second definition (in-lung signal x (1 - c)): films made with the first differ
             d["context_model"] = CONTEXT_MODEL
+        if self.val_bias is None:  # validation biased like training: recorded settings unchanged
+            d.pop("val_bias")
         if self.conspicuity == 1.0:  # likewise for the original lesion contrast
             d.pop("conspicuity")
         return d

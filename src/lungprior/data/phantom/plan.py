@@ -64,7 +64,7 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
         lesions = {k: sample_lesion(k, anatomy, rng, context=cfg.context) for k in FINDINGS if has[k]}
         if cfg.conspicuity != 1.0:  # contrast only: geometry, labels and the random streams are unchanged
             lesions = {k: replace(les, amplitude=les.amplitude * cfg.conspicuity) for k, les in lesions.items()}
-        bias = cfg.test_bias if splits[pid] == "test" else cfg.bias
+        bias = _split_bias(cfg, splits[pid])
         for j in range(count):
             frng = _rng(cfg, pid, 2, j)
             labels = {k: int(has[k] and (k in CHRONIC or frng.random() < ACUTE_PER_FILM)) for k in FINDINGS}
@@ -85,6 +85,15 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
                 )
             )
     return films
+
+
+def _split_bias(cfg: PhantomConfig, split: str) -> float:
+    """Shortcut strength of a split: `test_bias` in test, `val_bias` (when set) in val, else `bias`."""
+    if split == "test":
+        return cfg.test_bias
+    if split == "val" and cfg.val_bias is not None:
+        return cfg.val_bias
+    return cfg.bias
 
 
 def _assign_splits(n_patients: int, cfg: PhantomConfig) -> list[str]:
