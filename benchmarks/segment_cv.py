@@ -12,6 +12,12 @@ per-lung boxes. Writes DIR/<arm>/masks + qc.csv, DIR/<arm>_eval/ (`lungprior seg
 fold's training run) and DIR/cv.md, the tables of docs/segmentation.md. Rerunning reuses DIR/cache/ and
 finished folds, so a rerun with other auto-cascade settings (`--refine-steps`, `--pad-bottom`, `--grow-steps`,
 `--grow`) re-segments the held-out films with the same fold weights (and overwrites the arms).
+
+`--replay DIR` adds the training films of DIR (a segdata or `lungprior phantom` folder; at most
+`--replay-max`) to every fold's training set, as `lungprior finetune --replay` does. `--synthetic DIR`
+segments every film of DIR (e.g. `lungprior phantom --n 8 --size 256`) with the base model and with each
+fold's model (auto cascade) and writes DIR-level Dice to OUT/synthetic.csv and cv.md: does fine-tuning on
+real films regress on the synthetic benchmark?
 """
 
 from __future__ import annotations
@@ -36,14 +42,14 @@ from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
 from lungprior.segment.finetune.callbacks import read_metrics
 from lungprior.segment.finetune.config import resolve_precision
-from lungprior.segment.finetune.data import Pair, read_pair
+from lungprior.segment.finetune.data import Pair, load_pairs, read_pair, with_replay
 from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import TorchEngine, create_engine
 from lungprior.segment.infer.paths import mask_path_for
 from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.infer.qc import QC_COLUMNS, qc_row
 from lungprior.segment.registry import create_backend
-from lungprior.segment.segeval import evaluate_segmentations
+from lungprior.segment.segeval import evaluate_segmentations, film_metrics
 
 ARMS = ("zeroshot", "zeroshot_gtbox", "finetuned", "finetuned_gtbox")
 
@@ -68,6 +74,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--pad-bottom", type=float, default=None, help="auto cascade: box padding below each lung")
     p.add_argument("--grow-steps", type=int, default=0, help="auto cascade: decodes that grow boxes the lung reaches")
     p.add_argument("--grow", type=float, default=0.06, help="auto cascade: how far a reached box edge moves")
+    p.add_argument("--replay", default=None, help="also train every fold on this folder's training films")
+    p.add_argument("--replay-max", type=int, default=None, help="at most this many --replay films")
+    p.add_argument("--synthetic", default=None, help="score each fold's model on this folder's films too")
     return p.parse_args()
 
 
@@ -78,6 +87,11 @@ def folds_of(df: pd.DataFrame, k: int) -> np.ndarray:
     for i, (_, test) in enumerate(GroupKFold(n_splits=k).split(df, groups=groups)):
         fold[test] = i
     return fold
+
+
+def film_pairs_of(folder: Path) -> list[Pair]:
+    """Every image–mask pair of a segdata or synthetic-benchmark folder, whatever its split."""
+    return [p for split in ("train", "val", "test") for p in load_pairs(folder, split)]
 
 
 def film_pairs(df: pd.DataFrame) -> list[Pair]:
@@ -92,7 +106,8 @@ def fold_config(args: argparse.Namespace, folder: Path, k: int) -> FinetuneConfi
         data=args.data, out=str(folder), epochs=args.epochs, views=args.views, batch_size=args.batch_size,
         lr=args.lr, jitter_in=args.jitter_in, jitter_out=args.jitter_out, seed=args.seed + k, devices=1,
         freeze_encoder="no" if args.recipe == "full" else "yes",
-        accelerator="gpu" if args.device.startswith("cuda") else "cpu",
+        accelerator="gpu" if args.device.startswith("cuda") else "cpu", replay=args.replay,
+        replay_max=args.replay_max,
     )
     saved = folder / "config.json"
     if saved.is_file() and FinetuneConfig.from_json(saved) != cfg:
@@ -113,6 +128,24 @@ def predict(cascade: Cascade, backend, embedding: torch.Tensor, image: np.ndarra
 def write_arm(out: Path, image_id: str, pred, qc_rows: list) -> None:
     write_mask(mask_path_for(out / "masks", image_id), pred.mask)
     qc_rows.append(qc_row(image_id, pred.mask, pred.prob, pred.prompt_source, pred.stability))
+
+
+def embedder(cache: EmbeddingCache, backend, recipe: str):
+    """`embed(pair, tensor)`: the cached embedding, or a fresh one when the recipe trained the encoder."""
+    if recipe != "full":
+        return lambda pair, tensor: cache.get(pair.image, tensor)
+    engine = TorchEngine(backend)
+    return lambda pair, tensor: engine.encode(tensor[None])
+
+
+def synthetic_rows(model: str, cascade: Cascade, backend, films: list, embed) -> list[dict]:
+    """Auto-cascade Dice of `model` on each (pair, image, truth); `embed(pair, tensor)` gives the embedding."""
+    rows = []
+    for pair, image, truth in films:
+        tensor, _ = backend.preprocess(image)
+        pred = predict(cascade, backend, embed(pair, tensor), image, None)
+        rows.append({"image_id": pair.image_id, "model": model, "dice": film_metrics(pred.mask, truth)["dice"]})
+    return rows
 
 
 def table(summaries: dict[str, dict], label: str) -> list[str]:
@@ -146,8 +179,19 @@ def main() -> None:
     args.views = args.views if args.recipe != "none" else 1
     encoded = args.views if args.recipe == "frozen" else 1
     pairs, errors = check_pairs(pairs, cache, views=encoded, seed=args.seed, progress=True)
-    if errors:
-        sys.exit(f"unusable films: {errors}")
+    replay, replay_errors = check_pairs(with_replay([], args.replay, args.replay_max), cache, views=encoded,
+                                        seed=args.seed, progress=True)
+    if errors or replay_errors:
+        sys.exit(f"unusable films: {errors + replay_errors}")
+    clash = {p.image_id for p in pairs} & {p.image_id for p in replay}
+    if clash:
+        sys.exit(f"--replay {args.replay}: image id(s) also in --data: {sorted(clash)[:3]}")
+    synthetic = []
+    if args.synthetic:
+        checked, bad = check_pairs(film_pairs_of(Path(args.synthetic)), cache, progress=True)
+        if bad:
+            sys.exit(f"unusable synthetic films: {bad}")
+        synthetic = [(pair, *read_pair(pair)[:2]) for pair in checked]
     films = [read_pair(pair) for pair in pairs]
     t_encode = time.perf_counter() - start
 
@@ -159,6 +203,7 @@ def main() -> None:
     prompts = AutoPromptConfig(refine_steps=args.refine_steps, pad_bottom=args.pad_bottom,
                                grow_steps=args.grow_steps, grow=args.grow)
     base_cascade = Cascade(TorchEngine(base), base, prompts)
+    syn_rows = synthetic_rows("zeroshot", base_cascade, base, synthetic, embedder(cache, base, "frozen"))
     for i, pair in enumerate(pairs):
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
             write_arm(out / arm, pair.image_id, predict(base_cascade, base, embedding(i), films[i][0], truth), qc[arm])
@@ -169,7 +214,7 @@ def main() -> None:
         cfg = fold_config(args, out / "folds" / str(k), k)
         tuned = type(base)(copy.deepcopy(base.model), device)
         t0 = time.perf_counter()
-        train_model(cfg, tuned, [pairs[i] for i in np.flatnonzero(fold != k)], None,
+        train_model(cfg, tuned, [pairs[i] for i in np.flatnonzero(fold != k)] + replay, None,
                     cache=cache if args.recipe == "frozen" else None, accelerator=cfg.accelerator,
                     precision=resolve_precision("auto", cfg.accelerator))
         t_train += time.perf_counter() - t0
@@ -177,6 +222,7 @@ def main() -> None:
         tuned.device = device
         tuned.model.to(device).eval()
         cascade = Cascade(TorchEngine(tuned), tuned, prompts)
+        syn_rows += synthetic_rows(f"fold{k}", cascade, tuned, synthetic, embedder(cache, tuned, args.recipe))
         for i in np.flatnonzero(fold == k):
             if args.recipe == "full":
                 tensor, _ = tuned.preprocess(films[i][0])
@@ -203,6 +249,15 @@ def main() -> None:
     lines += [*table(summaries, "arm"), ""]
     for view in sorted({v for arm in by_view for v in by_view[arm]}):
         lines += [*table({arm: by_view[arm].get(view, {}) for arm in arms}, f"{view} films"), ""]
+    if syn_rows:
+        syn = pd.DataFrame(syn_rows)
+        syn.to_csv(out / "synthetic.csv", index=False)
+        means = syn.groupby("model", sort=False)["dice"].mean()
+        folds_mean = means.drop("zeroshot")
+        lines.append(f"synthetic films ({args.synthetic}, {len(synthetic)} films), auto cascade, mean Dice: zero-shot "
+                     f"{means['zeroshot']:.3f}" + (f"; fine-tuned, mean over folds {folds_mean.mean():.3f} (folds "
+                     f"{folds_mean.min():.3f} to {folds_mean.max():.3f})" if len(folds_mean) else ""))
+        lines.append("")
     lines.append(f"timing (s): {json.dumps({k: round(v, 1) for k, v in timing.items()})}")
     (out / "cv.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -19,7 +19,7 @@ from lungprior.segment.finetune import (
     load_pairs,
     lung_boxes,
 )
-from lungprior.segment.finetune.data import lung_components, lung_targets, mask_to_input
+from lungprior.segment.finetune.data import lung_components, lung_targets, mask_to_input, with_replay
 from lungprior.segment.finetune.dataset import EpochShuffle, check_pairs
 from lungprior.segment.preprocess import preprocess_longest_side, preprocess_stretch
 
@@ -171,6 +171,20 @@ def test_load_pairs_from_segdata_and_phantom_folders(tmp_path) -> None:
     assert [e["image_id"] for e in errors] == ["im0", "im1"]
     assert errors[0]["error"].endswith("im0_mask.png: empty lung mask (no pixel >= 128)")
     assert "im1_mask.png: " in errors[1]["error"] and errors[1]["split"] == "train"
+
+    # replay: the other folder's training films are appended (at most replay_max); repeated ids are refused
+    assert [p.image_id for p in with_replay(ok, ph)] == ["im4", "p1"]
+    assert with_replay(ok, None) == ok and [p.image_id for p in with_replay(ok, ph, 1)] == ["im4", "p1"]
+    with pytest.raises(LungpriorError, match="also in the training data"):
+        with_replay(load_pairs(ph, "train"), ph)
+    df[df["split"] == "val"].to_csv(tmp_path / "val_only.csv", index=False)
+    (ph / "manifest.csv").rename(ph / "all.csv")
+    (tmp_path / "val_only.csv").rename(ph / "manifest.csv")
+    with pytest.raises(LungpriorError, match="no training image–mask pairs"):
+        with_replay(ok, ph)
+    with pytest.raises(LungpriorError, match="--replay-max must be an integer >= 1"):
+        FinetuneConfig(data="d", out="o", replay=str(ph), replay_max=0)
+    assert FinetuneConfig(data="d", out="o", replay="ph").replay.startswith("/")
 
     with pytest.raises(LungpriorError, match="split 'dev'"):
         load_pairs(ph, "dev")

@@ -47,6 +47,14 @@ def finetune_command(
         ),
     ] = "auto",
     max_train: Annotated[int | None, typer.Option(help="Use at most this many training images.")] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also train on the training films of this segdata or synthetic-benchmark folder (rehearsal: "
+            "e.g. a small `lungprior phantom` set, so that the model keeps segmenting those films as before)."
+        ),
+    ] = None,
+    replay_max: Annotated[int | None, typer.Option(help="Use at most this many --replay films.")] = None,
     devices: Annotated[str, typer.Option(help="Number of devices, or auto (several GPUs train with DDP).")] = "auto",
     accelerator: Annotated[str, typer.Option(help="auto|cpu|gpu.")] = "auto",
     precision: Annotated[
@@ -63,7 +71,8 @@ def finetune_command(
     cfg = FinetuneConfig(
         data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),
         epochs=epochs, views=views, jitter_in=jitter_in, jitter_out=jitter_out, batch_size=batch_size, lr=lr,
-        freeze_encoder=freeze_encoder, max_train=max_train,
+        freeze_encoder=freeze_encoder, max_train=max_train, replay=None if replay is None else str(replay),
+        replay_max=replay_max,
         devices=devices, accelerator=accelerator, precision=precision, seed=seed,
     )
     result = finetune(cfg, progress=True)

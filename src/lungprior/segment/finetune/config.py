@@ -46,7 +46,9 @@ class FinetuneConfig:
     (decoder-only training on cached embeddings of every view; a deviation from the full recipe, made because
     the encoder forward pass takes seconds per image on a CPU) and trains it on a GPU. `epochs` and `views`
     None mean `AUTO_BUDGET` for the accelerator. Each box side is jittered by U(-jitter_in, jitter_out) of the
-    box's size. `batch_size` counts views (each gives one prompt per lung: 8 views, 16 prompts).
+    box's size. `batch_size` counts views (each gives one prompt per lung: 8 views, 16 prompts). `replay`, a
+    second segdata or synthetic-benchmark folder, adds its training films (at most `replay_max`) to the training
+    set: rehearsal of a domain the base model already handles, so that fine-tuning does not unlearn it.
     """
 
     data: str
@@ -61,6 +63,8 @@ class FinetuneConfig:
     jitter_out: float = 0.10
     freeze_encoder: str = "auto"
     max_train: int | None = None
+    replay: str | None = None
+    replay_max: int | None = None
     devices: int | str = "auto"
     accelerator: str = "auto"
     precision: str = "auto"
@@ -82,6 +86,8 @@ class FinetuneConfig:
                 raise LungpriorError(f"{option} must be a fraction of the box in [0, 0.5], got {value!r}")
         if self.max_train is not None:
             _at_least("--max-train", self.max_train, 1)
+        if self.replay_max is not None:
+            _at_least("--replay-max", self.replay_max, 1)
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise LungpriorError(f"--lr must be in (0, 1), got {self.lr!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -91,6 +97,8 @@ class FinetuneConfig:
         object.__setattr__(self, "out", _absolute(self.out))
         if self.checkpoint is not None:
             object.__setattr__(self, "checkpoint", _absolute(self.checkpoint))
+        if self.replay is not None:
+            object.__setattr__(self, "replay", _absolute(self.replay))
 
     @property
     def recipe(self) -> Recipe:

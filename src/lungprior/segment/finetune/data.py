@@ -64,6 +64,20 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
     return [p for p in pairs if p.split == split]
 
 
+def with_replay(pairs: list[Pair], replay: str | os.PathLike[str] | None, limit: int | None = None) -> list[Pair]:
+    """`pairs` plus the training pairs of the `replay` folder (at most `limit`); image ids must not repeat."""
+    if replay is None:
+        return pairs
+    extra = load_pairs(replay, "train")[:limit]
+    if not extra:
+        raise LungpriorError(f"--replay {replay}: no training image–mask pairs")
+    clash = sorted({p.image_id for p in pairs} & {p.image_id for p in extra})
+    if clash:
+        raise LungpriorError(f"--replay {replay}: image id(s) also in the training data ({', '.join(clash[:3])}); "
+                             "rename them or replay another folder")
+    return pairs + extra
+
+
 def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float [0, 1] image, its bool lung mask and bool ignore mask; `LungpriorError` naming the file if unusable."""
     image, meta = read_image(pair.image)

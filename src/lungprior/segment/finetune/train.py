@@ -25,7 +25,7 @@ from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.config import FinetuneConfig, resolve_accelerator, resolve_freeze, resolve_precision
-from lungprior.segment.finetune.data import load_pairs
+from lungprior.segment.finetune.data import load_pairs, with_replay
 from lungprior.segment.finetune.dataset import check_pairs
 from lungprior.segment.finetune.fit import train_model
 from lungprior.segment.finetune.metrics import METRIC_NAMES, evaluate_segmentation
@@ -67,7 +67,7 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
     cache = EmbeddingCache(out / "cache", backend, encoder=create_engine(backend).encode) if freeze else None
 
     epochs, views = cfg.budget(accelerator)
-    train_pairs = load_pairs(cfg.data, "train")[: cfg.max_train]
+    train_pairs = with_replay(load_pairs(cfg.data, "train")[: cfg.max_train], cfg.replay, cfg.replay_max)
     val_pairs = load_pairs(cfg.data, "val")
     train_pairs, train_errors = check_pairs(train_pairs, cache, views=views, seed=cfg.seed, progress=progress)
     val_pairs, val_errors = check_pairs(val_pairs, cache, progress=progress)
