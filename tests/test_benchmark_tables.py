@@ -91,6 +91,10 @@ def test_tables_use_clustered_tests_cis_and_pooled_seeds(tmp_path: Path, monkeyp
     original = next(line for line in shortcut.splitlines() if line.startswith("| original"))
     assert original.count("[") == len(FINDINGS)  # every reliance value has its CI
     assert "seed variation, not a CI" in out
+    assert "| mask | val macro AUROC | test macro AUROC |" in out  # no phantom.json: no bias named
+    (exp.parent / "bench" / "phantom.json").write_text(json.dumps({"bias": 0.9, "val_bias": 0.0, "test_bias": 0.0}))
+    module.main()
+    assert "| mask | val macro AUROC (bias 0) | test macro AUROC (bias 0) |" in capsys.readouterr().out
 
 
 def test_p_at_the_bootstrap_floor_is_not_printed_as_a_value() -> None:
