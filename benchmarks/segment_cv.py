@@ -37,7 +37,7 @@ from sklearn.model_selection import GroupKFold
 
 from lungprior.data.atomic import write_json
 from lungprior.data.io import write_mask
-from lungprior.data.manifest import read_seg_manifest, resolve
+from lungprior.data.manifest import SPLITS, read_seg_manifest, resolve
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
 from lungprior.segment.finetune.callbacks import read_metrics
@@ -91,7 +91,7 @@ def folds_of(df: pd.DataFrame, k: int) -> np.ndarray:
 
 def film_pairs_of(folder: Path) -> list[Pair]:
     """Every image–mask pair of a segdata or synthetic-benchmark folder, whatever its split."""
-    return [p for split in ("train", "val", "test") for p in load_pairs(folder, split)]
+    return [p for split in SPLITS for p in load_pairs(folder, split)]
 
 
 def film_pairs(df: pd.DataFrame) -> list[Pair]:
@@ -179,13 +179,10 @@ def main() -> None:
     args.views = args.views if args.recipe != "none" else 1
     encoded = args.views if args.recipe == "frozen" else 1
     pairs, errors = check_pairs(pairs, cache, views=encoded, seed=args.seed, progress=True)
-    replay, replay_errors = check_pairs(with_replay([], args.replay, args.replay_max), cache, views=encoded,
-                                        seed=args.seed, progress=True)
+    replay = with_replay(pairs, args.replay, args.replay_max)[len(pairs):]  # refuses ids that --data has too
+    replay, replay_errors = check_pairs(replay, cache, views=encoded, seed=args.seed, progress=True)
     if errors or replay_errors:
         sys.exit(f"unusable films: {errors + replay_errors}")
-    clash = {p.image_id for p in pairs} & {p.image_id for p in replay}
-    if clash:
-        sys.exit(f"--replay {args.replay}: image id(s) also in --data: {sorted(clash)[:3]}")
     synthetic = []
     if args.synthetic:
         checked, bad = check_pairs(film_pairs_of(Path(args.synthetic)), cache, progress=True)
@@ -195,18 +192,16 @@ def main() -> None:
     films = [read_pair(pair) for pair in pairs]
     t_encode = time.perf_counter() - start
 
-    def embedding(i: int) -> torch.Tensor:
-        tensor, _ = base.preprocess(films[i][0])
-        return cache.get(pairs[i].image, tensor)
-
     qc = {arm: [] for arm in ARMS}
     prompts = AutoPromptConfig(refine_steps=args.refine_steps, pad_bottom=args.pad_bottom,
                                grow_steps=args.grow_steps, grow=args.grow)
     base_cascade = Cascade(TorchEngine(base), base, prompts)
-    syn_rows = synthetic_rows("zeroshot", base_cascade, base, synthetic, embedder(cache, base, "frozen"))
+    base_embed = embedder(cache, base, "frozen")
+    syn_rows = synthetic_rows("zeroshot", base_cascade, base, synthetic, base_embed)
     for i, pair in enumerate(pairs):
+        e = base_embed(pair, base.preprocess(films[i][0])[0])
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
-            write_arm(out / arm, pair.image_id, predict(base_cascade, base, embedding(i), films[i][0], truth), qc[arm])
+            write_arm(out / arm, pair.image_id, predict(base_cascade, base, e, films[i][0], truth), qc[arm])
     losses = {}
     t_train = 0.0
     arms = ARMS if args.recipe != "none" else ARMS[:2]
@@ -222,13 +217,10 @@ def main() -> None:
         tuned.device = device
         tuned.model.to(device).eval()
         cascade = Cascade(TorchEngine(tuned), tuned, prompts)
-        syn_rows += synthetic_rows(f"fold{k}", cascade, tuned, synthetic, embedder(cache, tuned, args.recipe))
+        embed = embedder(cache, tuned, args.recipe)
+        syn_rows += synthetic_rows(f"fold{k}", cascade, tuned, synthetic, embed)
         for i in np.flatnonzero(fold == k):
-            if args.recipe == "full":
-                tensor, _ = tuned.preprocess(films[i][0])
-                e = TorchEngine(tuned).encode(tensor[None])
-            else:
-                e = embedding(i)
+            e = embed(pairs[i], tuned.preprocess(films[i][0])[0])
             for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i][1])):
                 write_arm(out / arm, pairs[i].image_id, predict(cascade, tuned, e, films[i][0], truth), qc[arm])
         print(f"fold {k + 1}/{args.folds}: last epoch loss {losses[k][-1]:.4f}", file=sys.stderr, flush=True)
