@@ -3,7 +3,7 @@
     python benchmarks/lesion_observer.py BENCH [--sizes 64 96 128 192] [--out DIR]
 
 BENCH is a folder written by `lungprior phantom` (or an experiment's `data/benchmark`). Every film is resized
-to each input size as the classifier's cache does (bilinear, antialiased), and described by 40 numbers: at 8
+to each input size by the classifier cache's own resize (bilinear, antialiased), and described by 40 numbers: at 8
 blob scales (difference of Gaussians, sigma 1.8 to 22 mm), the largest, third and tenth largest response, the
 mean and the SD inside the ground-truth lungs (eroded by one pixel). A logistic regression per finding is fitted
 on the train and val films and scored on the test films (AUROC with a patient-clustered bootstrap interval).
@@ -26,17 +26,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from lungprior.classify.cache import _resize as resize  # the classifier cache's own resize: same pixels
 from lungprior.data.phantom.config import FIELD_OF_VIEW_MM
 from lungprior.evaluate.bootstrap import bootstrap_metric_ci
 from lungprior.labels import FINDINGS
 
 SIGMAS_MM = (1.8, 2.7, 3.6, 5.5, 7.3, 11.0, 14.6, 21.9)  # 0.5-6 px at 96 px over a 350 mm film
-
-
-def resize(arr: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear (antialiased when shrinking) resize of a float image, as `lungprior.classify.cache` does."""
-    im = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32))
-    return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def film_features(image: np.ndarray, lungs: np.ndarray, size: int) -> np.ndarray:
