@@ -175,6 +175,7 @@ def test_load_pairs_from_segdata_and_phantom_folders(tmp_path) -> None:
     # replay: the other folder's training films are appended (at most replay_max); repeated ids are refused
     assert [p.image_id for p in with_replay(ok, ph)] == ["im4", "p1"]
     assert with_replay(ok, None) == ok and [p.image_id for p in with_replay(ok, ph, 1)] == ["im4", "p1"]
+    assert [p.image_id for p in with_replay(load_pairs(ph, "train"), seg, 2)] == ["p1", "im0", "im1"]  # capped
     with pytest.raises(LungpriorError, match="also in the training data"):
         with_replay(load_pairs(ph, "train"), ph)
     df[df["split"] == "val"].to_csv(tmp_path / "val_only.csv", index=False)
