@@ -45,6 +45,14 @@ def test_best_mask_with_ci_and_holm_over_masks(tmp_path: Path) -> None:
     assert headline_html(tmp_path).count("<p>") == 3
 
 
+def test_a_validation_split_with_its_own_shortcut_strength_is_named(tmp_path: Path) -> None:
+    _write(tmp_path, {"tight": [(0.82, 0.004)]})
+    cfg = {"dataset": {"kind": "phantom", "phantom": {"bias": 0.9, "val_bias": 0.0, "test_bias": 0.0}}}
+    (tmp_path / "experiment.json").write_text(json.dumps(cfg))
+    compared, _, _ = headline_lines(tmp_path)
+    assert "in training (bias 0.9, validation 0) but not in the test split (bias 0)" in compared
+
+
 def test_holm_can_remove_significance(tmp_path: Path) -> None:
     _write(tmp_path, {"tight": [(0.70, 0.03)], "loose-10mm": [(0.68, 0.04)]})  # Holm: 0.06, 0.06
     outcome = headline_lines(tmp_path)[1]
