@@ -65,6 +65,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="views per step (one prompt per lung: 16 prompts)")
     p.add_argument("--jitter-in", type=float, default=0.04, help="box sides move inward by up to this fraction")
     p.add_argument("--jitter-out", type=float, default=0.10, help="box sides move outward by up to this fraction")
+    p.add_argument("--prior-prompts", type=float, default=0.25,
+                   help="fraction of training views prompted with the cascade's prior boxes (0: own boxes only)")
     p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
                    help="none: zero-shot arms only (no training)")
     p.add_argument("--device", default="cpu")
@@ -104,7 +106,8 @@ def fold_config(args: argparse.Namespace, folder: Path, k: int) -> FinetuneConfi
     """The fold's training settings; a fold folder trained with other settings is cleared."""
     cfg = FinetuneConfig(
         data=args.data, out=str(folder), epochs=args.epochs, views=args.views, batch_size=args.batch_size,
-        lr=args.lr, jitter_in=args.jitter_in, jitter_out=args.jitter_out, seed=args.seed + k, devices=1,
+        lr=args.lr, jitter_in=args.jitter_in, jitter_out=args.jitter_out, prior_prompts=args.prior_prompts,
+        seed=args.seed + k, devices=1,
         freeze_encoder="no" if args.recipe == "full" else "yes",
         accelerator="gpu" if args.device.startswith("cuda") else "cpu", replay=args.replay,
         replay_max=args.replay_max,

@@ -222,9 +222,59 @@ def test_config_round_trips_through_json_and_rejects_bad_values(tmp_path) -> Non
         ({"lr": -1.0}, "--lr must be in"),
         ({"views": 0}, "--views must be an integer >= 1"),
         ({"jitter_out": 0.9}, "--jitter-out must be a fraction"),
+        ({"prior_prompts": 1.5}, "--prior-prompts must be a fraction"),
     ]
     for kwargs, message in bad:
         with pytest.raises(LungpriorError, match=message):
             FinetuneConfig(data="d", out="o", **kwargs)
     with pytest.raises(LungpriorError, match="unknown field"):
         FinetuneConfig.from_dict({"data": "d", "out": "o", "colour": 1})
+
+
+def test_replay_auto_rehearses_generated_synthetic_films_unless_the_data_are_synthetic(tmp_path) -> None:
+    from lungprior.data.lock import folder_lock
+    from lungprior.segment.finetune.data import REHEARSAL, replay_folder
+
+    assert FinetuneConfig(data="d", out="o").replay == "auto"  # the default rehearses
+    assert FinetuneConfig(data="d", out="o", replay=None).replay == "none"  # older run configs: no rehearsal
+    real, synthetic = tmp_path / "real", tmp_path / "synthetic"
+    real.mkdir()
+    synthetic.mkdir()
+    (synthetic / "phantom.json").write_text("{}")
+    assert replay_folder("none", real, tmp_path / "run") is None
+    assert replay_folder("auto", synthetic, tmp_path / "run") is None  # a synthetic set rehearses itself
+    assert replay_folder(str(tmp_path / "mine"), real, tmp_path / "run") == tmp_path / "mine"
+    assert not (tmp_path / "run").exists()
+
+    folder = replay_folder("auto", real, tmp_path / "run")
+    assert folder == tmp_path / "run" / "replay"
+    pairs = load_pairs(folder, "train")
+    assert len(pairs) == REHEARSAL.n == 16 and all(p.image.is_file() and p.mask.is_file() for p in pairs)
+    assert json.loads((folder / "phantom.json").read_text())["seed"] == 1
+    stamp = (folder / "manifest.csv").stat().st_mtime_ns
+    with folder_lock(folder, "phantom"):  # finished films are reused, not regenerated (the lock would refuse)
+        assert replay_folder("auto", real, tmp_path / "run") == folder
+    assert (folder / "manifest.csv").stat().st_mtime_ns == stamp
+
+
+def test_replay_auto_waits_for_another_process_writing_the_films(tmp_path, monkeypatch) -> None:
+    import lungprior.segment.finetune.data as data
+    from lungprior.errors import FolderBusyError
+
+    calls = []
+
+    def busy(cfg, folder, **kw):  # another rank holds the folder; it finishes after our second try
+        calls.append(folder)
+        if len(calls) == 2:
+            (folder / "manifest.csv").write_text("image_id\n")
+        raise FolderBusyError(f"{folder}: in use")
+
+    monkeypatch.setattr(data, "generate_benchmark", busy)
+    monkeypatch.setattr(data.time, "sleep", lambda s: None)
+    (tmp_path / "run" / "replay").mkdir(parents=True)
+    assert data.replay_folder("auto", tmp_path, tmp_path / "run") == tmp_path / "run" / "replay"
+    assert len(calls) == 2
+    (tmp_path / "run" / "replay" / "manifest.csv").unlink()
+    monkeypatch.setattr(data, "REHEARSAL_WAIT_S", -1.0)
+    with pytest.raises(FolderBusyError, match="in use"):  # gives up after the wait
+        data.replay_folder("auto", tmp_path, tmp_path / "run")

@@ -147,6 +147,36 @@ def test_decoder_overfits_one_batch(phantom, run) -> None:
     assert losses[-1] < 0.8 * losses[0], losses
 
 
+def test_prior_prompts_swap_a_fraction_of_views_to_the_cascade_prior_boxes(phantom) -> None:
+    """With prior_prompts a view's two lungs are prompted with the coarse pass's hemithorax boxes, same targets."""
+    from lungprior.segment.finetune.data import jitter_boxes, jitter_rng, read_pair
+    from lungprior.segment.finetune.module import prior_draw
+    from lungprior.segment.infer.prompts import prior_boxes
+
+    backend = create_backend("litemedsam")
+    pairs = load_pairs(phantom, "train")[:4]
+    data = LungPromptDataset(pairs, backend, views=2)
+    batch = collate([data[i] for i in range(len(data))])
+    assert batch["prior_ok"].all()  # every phantom view keeps both lungs
+    image, mask, _ = read_pair(pairs[1])
+    _, transform = backend.preprocess(image)
+    expected = transform.boxes_to_input(prior_boxes(mask.shape))
+    assert np.allclose(batch["prior"][2].numpy(), expected, atol=1e-4)  # item 2 = view 0 of the second film
+    assert expected[0, 0] < expected[1, 0]  # image-left box first, like the lungs
+
+    own = LungFinetuneModule(backend, RECIPES["litemedsam"], freeze_encoder=True)
+    always = LungFinetuneModule(backend, RECIPES["litemedsam"], freeze_encoder=True, prior_prompts=1.0)
+    boxes, targets, _ = own.prompts(batch, epoch=3)
+    swapped, same_targets, _ = always.prompts(batch, epoch=3)
+    assert torch.equal(targets, same_targets)
+    for i in range(len(data)):
+        jittered = jitter_boxes(batch["boxes"][i].numpy(), 0.04, 0.10, 256, jitter_rng(0, 3, i))
+        assert np.allclose(boxes[i].numpy(), jittered) and torch.equal(swapped[i], batch["prior"][i])
+    assert own.prompts(batch, epoch=None)[0][0].equal(always.prompts(batch, epoch=None)[0][0])  # validation: own
+    draws = np.array([[prior_draw(0, epoch, i) for i in range(40)] for epoch in range(25)])
+    assert 0.20 < (draws < 0.25).mean() < 0.30 and draws[0, 0] == prior_draw(0, 0, 0)
+
+
 def test_optimizers_follow_each_recipe() -> None:
     """MedSAM: prompt encoder frozen, image encoder + decoder trained; LiteMedSAM: everything trained.
 

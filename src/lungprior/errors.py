@@ -26,6 +26,10 @@ class NoUsableMaskError(LungpriorError):
     """
 
 
+class FolderBusyError(LungpriorError):
+    """Another live process holds the lock of an output folder."""
+
+
 class ManifestError(LungpriorError):
     """A manifest or label table is malformed."""
 

@@ -33,6 +33,11 @@ def finetune_command(
     ] = None,
     jitter_in: Annotated[float, typer.Option(help="Box sides move inward by up to this fraction of the box.")] = 0.04,
     jitter_out: Annotated[float, typer.Option(help="Box sides move outward by up to this fraction of the box.")] = 0.10,
+    prior_prompts: Annotated[
+        float,
+        typer.Option(help="Fraction of training views prompted with the auto cascade's hemithorax prior boxes (its "
+                     "coarse pass) instead of their own jittered lung boxes."),
+    ] = 0.25,
     batch_size: Annotated[int, typer.Option(help="Views per batch (each gives one prompt per lung).")] = 8,
     lr: Annotated[
         float | None,
@@ -48,12 +53,13 @@ def finetune_command(
     ] = "auto",
     max_train: Annotated[int | None, typer.Option(help="Use at most this many training images.")] = None,
     replay: Annotated[
-        Path | None,
+        str,
         typer.Option(
-            help="Also train on the training films of this segdata or synthetic-benchmark folder (rehearsal: "
-            "e.g. a small `lungprior phantom` set, so that the model keeps segmenting those films as before)."
+            help="auto|none|DIR. Also train on the training films of DIR, a segdata or synthetic-benchmark folder "
+            "(rehearsal: the model keeps segmenting those films as before). auto: 16 synthetic films generated "
+            "into OUT/replay, unless --data is itself a synthetic benchmark; none: --data alone."
         ),
-    ] = None,
+    ] = "auto",
     replay_max: Annotated[int | None, typer.Option(help="Use at most this many --replay films.")] = None,
     devices: Annotated[str, typer.Option(help="Number of devices, or auto (several GPUs train with DDP).")] = "auto",
     accelerator: Annotated[str, typer.Option(help="auto|cpu|gpu.")] = "auto",
@@ -70,8 +76,8 @@ def finetune_command(
 
     cfg = FinetuneConfig(
         data=str(data), out=str(out), backend=backend, checkpoint=None if checkpoint is None else str(checkpoint),
-        epochs=epochs, views=views, jitter_in=jitter_in, jitter_out=jitter_out, batch_size=batch_size, lr=lr,
-        freeze_encoder=freeze_encoder, max_train=max_train, replay=None if replay is None else str(replay),
+        epochs=epochs, views=views, jitter_in=jitter_in, jitter_out=jitter_out, prior_prompts=prior_prompts,
+        batch_size=batch_size, lr=lr, freeze_encoder=freeze_encoder, max_train=max_train, replay=replay,
         replay_max=replay_max,
         devices=devices, accelerator=accelerator, precision=precision, seed=seed,
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
-from lungprior.errors import LungpriorError
+from lungprior.errors import FolderBusyError
 
 
 def lock_path(folder: str | os.PathLike[str], name: str) -> Path:
@@ -38,7 +38,7 @@ def owner(path: str | os.PathLike[str]) -> dict[str, object]:
 def folder_lock(folder: str | os.PathLike[str], name: str, shard: int | None = None) -> Iterator[None]:
     """Hold the lock on `folder` for the block: exclusive, or shared plus shard `shard`'s exclusive lock.
 
-    Another live holder makes it raise a one-line `LungpriorError` naming the folder and the owner.
+    Another live holder makes it raise a one-line `FolderBusyError` naming the folder and the owner.
     """
     with ExitStack() as stack:
         if shard is None:
@@ -58,7 +58,7 @@ def _flock(path: Path, *, exclusive: bool, folder: str | os.PathLike[str]) -> It
             fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise LungpriorError(_refusal(folder, path)) from None
+            raise FolderBusyError(_refusal(folder, path)) from None
         except BaseException:
             os.close(fd)
             raise

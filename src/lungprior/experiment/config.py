@@ -106,6 +106,8 @@ class FinetuneSettings(_Strict):
     max_train: int | None = Field(None, ge=1)
     freeze_encoder: Literal["auto", "yes", "no"] = "auto"
     lr: float | None = Field(None, gt=0.0)
+    replay: str = "auto"  # rehearsal set: "auto" (synthetic films unless data is synthetic), "none" or a folder
+    prior_prompts: float = Field(0.25, ge=0.0, le=1.0)  # views prompted with the cascade's prior boxes
 
 
 class SegmentationSettings(_Strict):

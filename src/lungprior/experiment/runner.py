@@ -134,7 +134,7 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
             result = finetune(FinetuneConfig(
                 data=data_dir, out=str(folder / "finetune"), backend=seg.backend, checkpoint=seg.checkpoint,
                 epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr, freeze_encoder=ft.freeze_encoder,
-                max_train=ft.max_train, seed=cfg.training.seeds[0],
+                max_train=ft.max_train, replay=ft.replay, prior_prompts=ft.prior_prompts, seed=cfg.training.seeds[0],
             ), progress=True)
             weights = str(result.files.get("best", folder / "finetune" / "best.pth"))
             record["finetune"] = {"best_epoch": result.best_epoch, "best_val": result.best_val, "test": result.test}

@@ -34,6 +34,8 @@ RECIPES: dict[str, Recipe] = {
     "medsam": Recipe(lr=1e-4, weight_decay=0.01, iou_loss=False, train_prompt_encoder=False),
 }
 
+REPLAY_AUTO, REPLAY_NONE = "auto", "none"
+
 # (epochs, views per film) when not given: the full recipe on a GPU; a budget that fits 30 minutes on 2 CPU cores
 AUTO_BUDGET: dict[str, tuple[int, int]] = {"gpu": (12, 6), "cpu": (6, 2)}
 
@@ -46,9 +48,13 @@ class FinetuneConfig:
     (decoder-only training on cached embeddings of every view; a deviation from the full recipe, made because
     the encoder forward pass takes seconds per image on a CPU) and trains it on a GPU. `epochs` and `views`
     None mean `AUTO_BUDGET` for the accelerator. Each box side is jittered by U(-jitter_in, jitter_out) of the
-    box's size. `batch_size` counts views (each gives one prompt per lung: 8 views, 16 prompts). `replay`, a
-    second segdata or synthetic-benchmark folder, adds its training films (at most `replay_max`) to the training
-    set: rehearsal of a domain the base model already handles, so that fine-tuning does not unlearn it.
+    box's size; a fraction `prior_prompts` of the training views (with two lungs) is prompted with the auto
+    cascade's hemithorax prior boxes instead, the boxes of its coarse pass. `batch_size` counts views (each gives
+    one prompt per lung: 8 views, 16 prompts). `replay`, a second segdata or synthetic-benchmark folder, adds its
+    training films (at most `replay_max`) to the training set: rehearsal of a domain the base model already
+    handles, so that fine-tuning does not unlearn it. "auto" rehearses the synthetic films of
+    `data.REHEARSAL`, generated into OUT/replay, unless `data` is itself synthetic; "none" (or None) trains on
+    `data` alone.
     """
 
     data: str
@@ -61,9 +67,10 @@ class FinetuneConfig:
     views: int | None = None
     jitter_in: float = 0.04
     jitter_out: float = 0.10
+    prior_prompts: float = 0.25
     freeze_encoder: str = "auto"
     max_train: int | None = None
-    replay: str | None = None
+    replay: str | None = REPLAY_AUTO
     replay_max: int | None = None
     devices: int | str = "auto"
     accelerator: str = "auto"
@@ -84,6 +91,9 @@ class FinetuneConfig:
         for option, value in (("--jitter-in", self.jitter_in), ("--jitter-out", self.jitter_out)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 0.5:
                 raise LungpriorError(f"{option} must be a fraction of the box in [0, 0.5], got {value!r}")
+        if isinstance(self.prior_prompts, bool) or not isinstance(self.prior_prompts, (int, float)) or not (
+                0 <= self.prior_prompts <= 1):
+            raise LungpriorError(f"--prior-prompts must be a fraction in [0, 1], got {self.prior_prompts!r}")
         if self.max_train is not None:
             _at_least("--max-train", self.max_train, 1)
         if self.replay_max is not None:
@@ -97,7 +107,9 @@ class FinetuneConfig:
         object.__setattr__(self, "out", _absolute(self.out))
         if self.checkpoint is not None:
             object.__setattr__(self, "checkpoint", _absolute(self.checkpoint))
-        if self.replay is not None:
+        if self.replay is None or self.replay == REPLAY_NONE:
+            object.__setattr__(self, "replay", REPLAY_NONE)
+        elif self.replay != REPLAY_AUTO:
             object.__setattr__(self, "replay", _absolute(self.replay))
 
     @property

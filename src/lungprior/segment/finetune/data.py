@@ -11,6 +11,7 @@ way: those pixels are not lung and are left out of losses and metrics.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from scipy import ndimage
 from lungprior.data.ignore import read_mask_ignore
 from lungprior.data.io import read_image
 from lungprior.data.manifest import SPLITS, read_csv, read_manifest, read_seg_manifest, resolve
-from lungprior.errors import LungpriorError
+from lungprior.data.phantom import PhantomConfig, generate_benchmark
+from lungprior.errors import FolderBusyError, LungpriorError
+from lungprior.segment.finetune.config import REPLAY_AUTO, REPLAY_NONE
 from lungprior.segment.preprocess import Transform
 
 LOW_RES = 256  # side of the SAM decoder's mask logits
@@ -62,6 +65,31 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
     columns = (df["image_id"].astype(str), df["path"].astype(str), masks, df["split"].astype(str))
     pairs = [Pair(i, resolve(df, p), m, s) for i, p, m, s in zip(*columns, strict=True)]
     return [p for p in pairs if p.split == split]
+
+
+REHEARSAL = PhantomConfig(n=16, size=256, seed=1, val_fraction=0.0, test_fraction=0.0)  # `--replay auto`'s films
+REHEARSAL_WAIT_S = 600.0
+
+
+def replay_folder(replay: str, data: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                  progress: bool = False) -> Path | None:
+    """The folder a run rehearses (`FinetuneConfig.replay`): None for "none", or for "auto" when `data` is itself a
+    synthetic benchmark; a given folder as is; for "auto", the `REHEARSAL` films, generated once into OUT/replay
+    (reused when its manifest, written last, is there)."""
+    if replay == REPLAY_NONE or (replay == REPLAY_AUTO and (Path(data) / "phantom.json").is_file()):
+        return None
+    if replay != REPLAY_AUTO:
+        return Path(replay)
+    folder = Path(out) / "replay"
+    deadline = time.monotonic() + REHEARSAL_WAIT_S
+    while not (folder / "manifest.csv").is_file():
+        try:
+            generate_benchmark(REHEARSAL, folder, workers=1, progress=progress)
+        except FolderBusyError:  # another process of a multi-device run is writing them: wait for its manifest
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    return folder
 
 
 def with_replay(pairs: list[Pair], replay: str | os.PathLike[str] | None, limit: int | None = None) -> list[Pair]:

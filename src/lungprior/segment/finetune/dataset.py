@@ -16,6 +16,7 @@ from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.data import LOW_RES, MAX_LUNGS, Pair, lung_targets, read_pair
 from lungprior.segment.finetune.views import make_view, view_key
+from lungprior.segment.infer.prompts import prior_boxes
 from lungprior.segment.preprocess import Transform
 
 
@@ -24,10 +25,12 @@ class LungPromptDataset(Dataset):
 
     Item `index` i is view `i % views` of pair `i // views` (view 0 is the film; `lungprior.segment.finetune.
     views`). Keys: `index`; `boxes` (2, 4) float32 model-input boxes (unjittered) and `valid` (2,) bool (one
-    valid prompt per lung component; none when a view lost the lung); `targets` (2, 256, 256) uint8 per-lung
-    masks and `ignore` (256, 256) uint8 (1 = left out of the loss); `embedding` (C, h, w) with a cache, else
-    `image` (3, S, S); `union` and `ignore_full` (H, W) bool and `transform` with `for_eval` (view 0 only).
-    Targets are computed once per item and kept; with a cache a later epoch reads only the embedding file.
+    valid prompt per lung component; none when a view lost the lung); `prior` (2, 4) the auto cascade's
+    hemithorax prior boxes of the view in model-input space and `prior_ok` (bool; the view has two lungs);
+    `targets` (2, 256, 256) uint8 per-lung masks and `ignore` (256, 256) uint8 (1 = left out of the loss);
+    `embedding` (C, h, w) with a cache, else `image` (3, S, S); `union` and `ignore_full` (H, W) bool and
+    `transform` with `for_eval` (view 0 only). Targets are computed once per item and kept; with a cache a later
+    epoch reads only the embedding file.
     """
 
     def __init__(
@@ -84,7 +87,8 @@ def view_of(
 
 
 def prompt_targets(mask: np.ndarray, ignore: np.ndarray, transform: Transform) -> dict[str, torch.Tensor]:
-    """`boxes`, `valid`, `targets` and `ignore` of one view (no valid prompt when its lung mask is empty)."""
+    """`boxes`, `valid`, `targets`, `ignore`, `prior` and `prior_ok` of one view (no valid prompt when its lung
+    mask is empty)."""
     boxes = np.zeros((MAX_LUNGS, 4), dtype=np.float32)
     targets = np.zeros((MAX_LUNGS, LOW_RES, LOW_RES), dtype=np.uint8)
     plane = np.zeros((LOW_RES, LOW_RES), dtype=np.uint8)
@@ -98,6 +102,8 @@ def prompt_targets(mask: np.ndarray, ignore: np.ndarray, transform: Transform) -
         "valid": torch.arange(MAX_LUNGS) < k,
         "targets": torch.from_numpy(targets),
         "ignore": torch.from_numpy(plane),
+        "prior": torch.from_numpy(transform.boxes_to_input(prior_boxes(mask.shape)).astype(np.float32)),
+        "prior_ok": torch.tensor(k == MAX_LUNGS),
     }
 
 

@@ -50,7 +50,8 @@ def train_model(
     freeze = cache is not None
     epochs, views = cfg.budget(accelerator)
     module = LungFinetuneModule(
-        backend, cfg.recipe, freeze_encoder=freeze, jitter=(cfg.jitter_in, cfg.jitter_out), seed=cfg.seed
+        backend, cfg.recipe, freeze_encoder=freeze, jitter=(cfg.jitter_in, cfg.jitter_out),
+        prior_prompts=cfg.prior_prompts, seed=cfg.seed,
     )
     train_set = LungPromptDataset(train_pairs, backend, cache, views=views, seed=cfg.seed)
     train_loader = DataLoader(

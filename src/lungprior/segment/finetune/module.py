@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +24,10 @@ class LungFinetuneModule(L.LightningModule):
     With `freeze_encoder` the image encoder gets no gradient and batches carry cached embeddings; otherwise
     batches carry the (augmented) views themselves and the encoder learns at `recipe.encoder_lr_factor` of the
     learning rate. The prompt encoder is trained only if the recipe says so (LiteMedSAM: yes; MedSAM: no).
-    Training boxes are jittered by U(-jitter[0], jitter[1]) of their size per side, seeded by (seed, epoch, item).
+    Training boxes are jittered by U(-jitter[0], jitter[1]) of their size per side, seeded by (seed, epoch, item);
+    with probability `prior_prompts` a view with two lungs is prompted instead with the auto cascade's
+    hemithorax prior boxes (its coarse pass), each lung still the target of its side's box, so that the coarse
+    pass, whose masks place the refined boxes, learns to reach opaque lung too.
     """
 
     def __init__(
@@ -33,6 +37,7 @@ class LungFinetuneModule(L.LightningModule):
         *,
         freeze_encoder: bool,
         jitter: tuple[float, float] = (0.04, 0.10),
+        prior_prompts: float = 0.0,
         seed: int = 0,
         total_steps: int = 1,
     ) -> None:
@@ -42,6 +47,7 @@ class LungFinetuneModule(L.LightningModule):
         self.recipe = recipe
         self.freeze_encoder = freeze_encoder
         self.jitter = jitter
+        self.prior_prompts = prior_prompts
         self.seed = seed
         self.total_steps = total_steps  # the schedule's length when no trainer is attached
         self.seg_loss = MaskedSegLoss()
@@ -90,16 +96,20 @@ class LungFinetuneModule(L.LightningModule):
     def prompts(
         self, batch: dict[str, Any], epoch: int | None
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Per-image boxes (jittered when `epoch` is given), and the (N, 1, 256, 256) targets and ignore planes
-        of the valid prompts."""
+        """Per-image boxes (when `epoch` is given: jittered, or the prior boxes), and the (N, 1, 256, 256)
+        targets and ignore planes of the valid prompts."""
         size = self.backend.input_size
         boxes, valid, targets = batch["boxes"], batch["valid"], batch["targets"]
         per_image: list[torch.Tensor] = []
         for i in range(len(boxes)):
             b = boxes[i][valid[i]].detach().cpu().numpy()
             if epoch is not None and len(b):
-                rng = jitter_rng(self.seed, epoch, int(batch["index"][i]))
-                b = jitter_boxes(b, self.jitter[0], self.jitter[1], size, rng)
+                index = int(batch["index"][i])
+                if self.prior_prompts > 0 and bool(batch["prior_ok"][i]) and prior_draw(
+                    self.seed, epoch, index) < self.prior_prompts:
+                    b = batch["prior"][i].detach().cpu().numpy()
+                else:
+                    b = jitter_boxes(b, self.jitter[0], self.jitter[1], size, jitter_rng(self.seed, epoch, index))
             per_image.append(torch.as_tensor(b, dtype=torch.float32, device=self.device))
         ignore = batch["ignore"][:, None].expand(-1, MAX_LUNGS, -1, -1)[valid]
         return per_image, targets[valid].float()[:, None], ignore.float()[:, None]
@@ -192,6 +202,11 @@ class LungFinetuneModule(L.LightningModule):
         self.last_val = {f"val_{k}": float(sums[j]) / count for j, k in enumerate(METRIC_NAMES)}
         for name, value in self.last_val.items():
             self.log(name, value, prog_bar=name == "val_dice", sync_dist=False)
+
+
+def prior_draw(seed: int, epoch: int, index: int) -> float:
+    """U(0, 1) deciding whether item `index` is prompted with the prior boxes in `epoch` (its own stream)."""
+    return float(np.random.default_rng([int(seed), int(epoch), int(index), 2]).random())
 
 
 def one_cycle(optimizer: torch.optim.Optimizer, max_lr: list[float], steps: int) -> torch.optim.lr_scheduler.OneCycleLR:

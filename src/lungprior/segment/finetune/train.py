@@ -1,10 +1,10 @@
 """`finetune(cfg)`: zero-shot baseline, Lightning training, best checkpoint, test comparison; resumable.
 
 Training is `fit.train_model` (shared with benchmarks/segment_cv.py). Run folder (OUT): config.json,
-zeroshot.json (base weights on val), metrics.csv, best.pth + best.json, checkpoints/last.ckpt, cache/
-(frozen-encoder embeddings of every view), skipped.json (unusable pairs, if any) and,
-written last, test_metrics.json (zero-shot vs fine-tuned on the test split). A rerun with the same config
-resumes from last.ckpt; a finished run is not retrained; another config in the same OUT is refused.
+zeroshot.json (base weights on val), replay/ (the rehearsal films of `--replay auto`), metrics.csv, best.pth +
+best.json, checkpoints/last.ckpt, cache/ (frozen-encoder embeddings of every view), skipped.json (unusable
+pairs, if any) and, written last, test_metrics.json (zero-shot vs fine-tuned on the test split). A rerun with
+the same config resumes from last.ckpt; a finished run is not retrained; another config in the same OUT is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.config import FinetuneConfig, resolve_accelerator, resolve_freeze, resolve_precision
-from lungprior.segment.finetune.data import load_pairs, with_replay
+from lungprior.segment.finetune.data import load_pairs, replay_folder, with_replay
 from lungprior.segment.finetune.dataset import check_pairs
 from lungprior.segment.finetune.fit import train_model
 from lungprior.segment.finetune.metrics import METRIC_NAMES, evaluate_segmentation
@@ -67,7 +67,8 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
     cache = EmbeddingCache(out / "cache", backend, encoder=create_engine(backend).encode) if freeze else None
 
     epochs, views = cfg.budget(accelerator)
-    train_pairs = with_replay(load_pairs(cfg.data, "train")[: cfg.max_train], cfg.replay, cfg.replay_max)
+    replay = replay_folder(cfg.replay, cfg.data, cfg.out, progress=progress)
+    train_pairs = with_replay(load_pairs(cfg.data, "train")[: cfg.max_train], replay, cfg.replay_max)
     val_pairs = load_pairs(cfg.data, "val")
     train_pairs, train_errors = check_pairs(train_pairs, cache, views=views, seed=cfg.seed, progress=progress)
     val_pairs, val_errors = check_pairs(val_pairs, cache, progress=progress)
