@@ -14,10 +14,11 @@ finished folds, so a rerun with other auto-cascade settings (`--refine-steps`, `
 `--grow`) re-segments the held-out films with the same fold weights (and overwrites the arms).
 
 `--replay DIR` adds the training films of DIR (a segdata or `lungprior phantom` folder; at most
-`--replay-max`) to every fold's training set, as `lungprior finetune --replay` does. `--synthetic DIR`
-segments every film of DIR (e.g. `lungprior phantom --n 8 --size 256`) with the base model and with each
-fold's model (auto cascade) and writes DIR-level Dice to OUT/synthetic.csv and cv.md: does fine-tuning on
-real films regress on the synthetic benchmark?
+`--replay-max`) to every fold's training set, as `lungprior finetune --replay` does; the default, auto, is
+`lungprior finetune`'s (16 synthetic films generated into OUT/replay), `--replay none` trains on DIR alone.
+`--synthetic DIR` segments every film of DIR (e.g. `lungprior phantom --n 8 --size 256`) with the base model
+and with each fold's model (auto cascade) and writes DIR-level Dice to OUT/synthetic.csv and cv.md: does
+fine-tuning on real films regress on the synthetic benchmark?
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
 from lungprior.segment.finetune.callbacks import read_metrics
 from lungprior.segment.finetune.config import resolve_precision
-from lungprior.segment.finetune.data import Pair, load_pairs, read_pair, with_replay
+from lungprior.segment.finetune.data import Pair, load_pairs, read_pair, replay_folder, with_replay
 from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import TorchEngine, create_engine
 from lungprior.segment.infer.paths import mask_path_for
@@ -76,7 +77,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--pad-bottom", type=float, default=None, help="auto cascade: box padding below each lung")
     p.add_argument("--grow-steps", type=int, default=0, help="auto cascade: decodes that grow boxes the lung reaches")
     p.add_argument("--grow", type=float, default=0.06, help="auto cascade: how far a reached box edge moves")
-    p.add_argument("--replay", default=None, help="also train every fold on this folder's training films")
+    p.add_argument("--replay", default="auto",
+                   help="also train every fold on this folder's training films; auto (as `lungprior finetune`): "
+                        "16 synthetic films generated into OUT/replay; none: the real films alone")
     p.add_argument("--replay-max", type=int, default=None, help="at most this many --replay films")
     p.add_argument("--synthetic", default=None, help="score each fold's model on this folder's films too")
     return p.parse_args()
@@ -182,7 +185,8 @@ def main() -> None:
     args.views = args.views if args.recipe != "none" else 1
     encoded = args.views if args.recipe == "frozen" else 1
     pairs, errors = check_pairs(pairs, cache, views=encoded, seed=args.seed, progress=True)
-    replay = with_replay(pairs, args.replay, args.replay_max)[len(pairs):]  # refuses ids that --data has too
+    replay = replay_folder(args.replay, args.data, out)
+    replay = with_replay(pairs, replay, args.replay_max)[len(pairs):]  # refuses ids that --data has too
     replay, replay_errors = check_pairs(replay, cache, views=encoded, seed=args.seed, progress=True)
     if errors or replay_errors:
         sys.exit(f"unusable films: {errors + replay_errors}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full fine-tuning recipe on a GPU (image encoder trained, 6 views x 12 epochs), by 5-fold patient-level
-# cross-validation on real films with radiologist lung masks (docs/segmentation.md), without and with
-# rehearsal of 16 synthetic films (--replay); each fold's model is also scored on the 8-film synthetic
+# cross-validation on real films with radiologist lung masks (docs/segmentation.md): first with the defaults
+# (16 synthetic films rehearsed, a quarter of the prompts the cascade's prior boxes), then without either
+# (--replay none --prior-prompts 0) as the ablation; each fold's model is also scored on the 8-film synthetic
 # benchmark (--synthetic), so one run answers both "mean Dice >= 0.93 on unseen real films?" and "no regression
 # on the synthetic benchmark?". Look for: the auto-cascade rows of OUT/cv-gpu*/cv.md and their "synthetic films"
 # line. DATA is a folder in the published layout (structure.csv, images/, metadata.csv).
@@ -14,10 +15,8 @@ mkdir -p "$OUT"
 [ -f "$OUT/lungs-1024/manifest.csv" ] ||
   lungprior segdata --structure-csv "$DATA/structure.csv" --max-side 1024 --out "$OUT/lungs-1024"
 [ -f "$OUT/syn8/manifest.csv" ] || lungprior phantom --out "$OUT/syn8" --n 8 --size 256
-[ -f "$OUT/replay16/manifest.csv" ] ||
-  lungprior phantom --out "$OUT/replay16" --n 16 --size 256 --seed 1 --val-fraction 0 --test-fraction 0
 CV=(python benchmarks/segment_cv.py --data "$OUT/lungs-1024" --folds "${FOLDS:-5}" --device "${DEVICE:-cuda}"
     --recipe "${RECIPE:-full}" --views "${VIEWS:-6}" --epochs "${EPOCHS:-12}" --synthetic "$OUT/syn8")
 "${CV[@]}" --out "$OUT/cv-gpu"
-"${CV[@]}" --replay "$OUT/replay16" --out "$OUT/cv-gpu-replay"
+"${CV[@]}" --replay none --prior-prompts 0 --out "$OUT/cv-gpu-plain"
 tail -n +1 "$OUT"/cv-gpu*/cv.md
