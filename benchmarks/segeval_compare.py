@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lungprior.data.manifest import read_csv
-from lungprior.evaluate.bootstrap import cluster_weights
+from lungprior.evaluate.bootstrap import bootstrap_p, cluster_weights
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,13 @@ class PairedDiff:
 
 def paired_difference(a: np.ndarray, b: np.ndarray, groups: np.ndarray, n_resamples: int = 10000,
                       seed: int = 0, tie: float = 1e-3) -> PairedDiff:
-    """Mean of a − b over films; bootstrap over `groups` (patients); p = 2 × the smaller tail beyond 0."""
+    """Mean of a − b over films; bootstrap over `groups` (patients); p as `paired_bootstrap_diff` computes it."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     w = cluster_weights(groups, n_resamples, seed)
     boot = (w @ d) / w.sum(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
-    p = min(1.0, 2.0 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
-    p = max(p, 1.0 / n_resamples)  # a bootstrap p is never exactly 0
     return PairedDiff(len(d), len(set(groups)), float(np.mean(a)), float(np.mean(b)), float(d.mean()),
-                      float(low), float(high), p, int((d >= tie).sum()), int((d <= -tie).sum()),
+                      float(low), float(high), bootstrap_p(boot), int((d >= tie).sum()), int((d <= -tie).sum()),
                       int((np.abs(d) < tie).sum()))
 
 

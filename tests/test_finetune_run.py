@@ -149,8 +149,7 @@ def test_decoder_overfits_one_batch(phantom, run) -> None:
 
 def test_prior_prompts_swap_a_fraction_of_views_to_the_cascade_prior_boxes(phantom) -> None:
     """With prior_prompts a view's two lungs are prompted with the coarse pass's hemithorax boxes, same targets."""
-    from lungprior.segment.finetune.data import jitter_boxes, jitter_rng, read_pair
-    from lungprior.segment.finetune.module import prior_draw
+    from lungprior.segment.finetune.data import jitter_boxes, jitter_rng, prior_draw, read_pair
     from lungprior.segment.infer.prompts import prior_boxes
 
     backend = create_backend("litemedsam")

@@ -245,6 +245,15 @@ def _as_matrix(a: ArrayLike) -> ArrayLike:
     return a if np.ndim(a) != 1 else np.asarray(a)[:, None]
 
 
+def bootstrap_p(diffs: np.ndarray) -> float:
+    """Two-sided p of "difference 0" from bootstrap differences (percentile-interval inversion, +1 correction
+    so it is never 0): min(1, 2 * min((1 + #{d* <= 0}) / (B + 1), (1 + #{d* >= 0}) / (B + 1)))."""
+    d = np.asarray(diffs, dtype=float)
+    below = (1 + np.count_nonzero(d <= 0)) / (d.size + 1)
+    above = (1 + np.count_nonzero(d >= 0)) / (d.size + 1)
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
 def paired_bootstrap_diff(
     y_true: ArrayLike,
     scores_a: ArrayLike,
@@ -292,9 +301,7 @@ def paired_bootstrap_diff(
     _warn_skipped(n_resamples - d.size, n_resamples, "paired_bootstrap_diff")
     low, high = _percentile(d, alpha)
     if d.size:
-        below = (1 + np.count_nonzero(d <= 0)) / (d.size + 1)
-        above = (1 + np.count_nonzero(d >= 0)) / (d.size + 1)
-        result["p"] = float(min(1.0, 2.0 * min(below, above)))
+        result["p"] = bootstrap_p(d)
     result.update(diff=auc_a - auc_b, low=low, high=high, auc_a=auc_a, auc_b=auc_b,
                   n_used=int(d.size), n_skipped=int(n_resamples - d.size))
     return result

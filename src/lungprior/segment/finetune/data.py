@@ -177,6 +177,11 @@ def input_to_low_res(mask: np.ndarray) -> np.ndarray:
     return cv2.resize(np.asarray(mask, dtype=np.uint8), (LOW_RES, LOW_RES), interpolation=cv2.INTER_NEAREST)
 
 
+def prior_draw(seed: int, epoch: int, index: int) -> float:
+    """U(0, 1) deciding whether item `index` is prompted with the prior boxes in `epoch` (its own stream)."""
+    return float(np.random.default_rng([int(seed), int(epoch), int(index), 2]).random())
+
+
 @dataclass
 class LungTargets:
     """One image's prompts: input-space boxes (K, 4), per-lung masks at input (K, S, S) and low resolution

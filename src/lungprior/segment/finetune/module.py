@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lungprior.segment.base import SegBackend
 from lungprior.segment.finetune.config import Recipe
-from lungprior.segment.finetune.data import MAX_LUNGS, jitter_boxes, jitter_rng
+from lungprior.segment.finetune.data import MAX_LUNGS, jitter_boxes, jitter_rng, prior_draw
 from lungprior.segment.finetune.losses import MaskedSegLoss, hard_iou
 from lungprior.segment.finetune.metrics import METRIC_NAMES, LungMetrics
 
@@ -202,11 +201,6 @@ class LungFinetuneModule(L.LightningModule):
         self.last_val = {f"val_{k}": float(sums[j]) / count for j, k in enumerate(METRIC_NAMES)}
         for name, value in self.last_val.items():
             self.log(name, value, prog_bar=name == "val_dice", sync_dist=False)
-
-
-def prior_draw(seed: int, epoch: int, index: int) -> float:
-    """U(0, 1) deciding whether item `index` is prompted with the prior boxes in `epoch` (its own stream)."""
-    return float(np.random.default_rng([int(seed), int(epoch), int(index), 2]).random())
 
 
 def one_cycle(optimizer: torch.optim.Optimizer, max_lr: list[float], steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
