@@ -16,7 +16,8 @@ bootstrap; every difference with its 95% CI. Printed, over the experiment's seed
 - shortcut reliance: the AUROC of a class's score for "its marker is present" among that class's negatives
   on the unbiased test split (0.5 = the marker is ignored), mean over seeds with a 95% CI that resamples
   patients once for all seeds;
-- validation vs test macro AUROC (each split's shortcut strength named), and training efficiency.
+- validation vs test macro AUROC (each split's shortcut strength named), and training efficiency with a
+  convergence check (how much validation macro AUROC moved over the last four epochs).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from lungprior.stats import (
 
 TARGETS = [*FINDINGS, "macro", NO_FINDING]
 CMP_TARGETS = [*FINDINGS, "macro AUROC", NO_FINDING]
+PLATEAU_EPOCHS = 4  # convergence: how much validation AUROC still moved over the last epochs
 
 
 def _fmt(values: pd.Series, digits: int = 3) -> str:
@@ -230,10 +232,26 @@ def val_test_gap(runs: list[dict], results: pd.DataFrame, masks: list[str], bias
     return _table(["mask", f"val macro AUROC{biases[0]}", f"test macro AUROC{biases[1]}"], rows)
 
 
-def efficiency_table(eff: pd.DataFrame, masks: list[str]) -> str:
+def late_change(runs: list[dict], masks: list[str], last: int = PLATEAU_EPOCHS) -> dict[str, pd.Series]:
+    """Per mask, each run's validation macro AUROC at its last epoch minus `last` epochs earlier (convergence)."""
+    out: dict[str, list[float]] = {m: [] for m in masks}
+    for run in runs:
+        history = Path(run["run_dir"]) / "history.csv"
+        if run["mask"] in out and history.is_file():
+            val = pd.read_csv(history)["val_auroc"].to_numpy(dtype=float)
+            if len(val) > last:
+                out[run["mask"]].append(float(val[-1] - val[-1 - last]))
+    return {m: pd.Series(v, dtype=float) for m, v in out.items()}
+
+
+def efficiency_table(eff: pd.DataFrame, masks: list[str], late: dict[str, pd.Series] | None = None) -> str:
     cols = {"best_epoch": 1, "epochs_run": 1, "seconds_to_best": 0, "seconds_per_epoch": 1, "best_val_auroc": 3}
     rows = [[m, *(_fmt(eff[eff["mask"] == m][c].astype(float), d) for c, d in cols.items())] for m in masks]
-    return _table(["mask", "best epoch (0-based)", "epochs run", "s to best", "s / epoch", "best val AUROC"], rows)
+    header = ["mask", "best epoch (0-based)", "epochs run", "s to best", "s / epoch", "best val AUROC"]
+    if late is not None:
+        rows = [[*row, _fmt(late[m]) if len(late[m]) else "–"] for row, m in zip(rows, masks, strict=True)]
+        header.append(f"val AUROC change, last {PLATEAU_EPOCHS} epochs")
+    return _table(header, rows)
 
 
 def main() -> None:
@@ -267,7 +285,7 @@ def main() -> None:
           "negatives (test), mean over seeds [95% CI, patients resampled once for all seeds]\n\n"
           + shortcut_table(runs, manifest, masks, args.bootstrap) + "\n")
     print("### Validation vs test\n\n" + val_test_gap(runs, results, masks, split_biases(manifest)) + "\n")
-    print("### Training efficiency\n\n" + efficiency_table(eff, masks))
+    print("### Training efficiency\n\n" + efficiency_table(eff, masks, late_change(runs, masks)))
 
 
 if __name__ == "__main__":

@@ -102,3 +102,22 @@ def test_p_at_the_bootstrap_floor_is_not_printed_as_a_value() -> None:
     assert module.fmt_p(2 / 251, 2 / 251) == "≤ 0.008 (bootstrap floor)"
     assert module.fmt_p(0.012, 2 / 251) == "0.012"
     assert module.fmt_p(3e-5) == "3e-05"
+
+
+def test_efficiency_table_reports_late_validation_change(tmp_path: Path) -> None:
+    module = _script()
+    runs = []
+    for mask, curve in (("original", [0.5, 0.6, 0.7, 0.75, 0.8, 0.9]), ("tight", [0.5, 0.7, 0.7, 0.7, 0.7, 0.7])):
+        run_dir = tmp_path / mask
+        run_dir.mkdir()
+        pd.DataFrame({"epoch": range(len(curve)), "val_auroc": curve}).to_csv(run_dir / "history.csv", index=False)
+        runs.append({"mask": mask, "run_dir": str(run_dir)})
+    runs.append({"mask": "loose-10mm", "run_dir": str(tmp_path / "missing")})
+    late = module.late_change(runs, ["original", "tight", "loose-10mm"])
+    assert late["original"].tolist() == pytest.approx([0.9 - 0.6]) and late["tight"].tolist() == [0.0]
+    assert late["loose-10mm"].empty
+    eff = pd.DataFrame([{"mask": m, "best_epoch": 5, "epochs_run": 6, "seconds_to_best": 1.0,
+                         "seconds_per_epoch": 0.2, "best_val_auroc": 0.9} for m in ("original", "tight", "loose-10mm")])
+    table = module.efficiency_table(eff, ["original", "tight", "loose-10mm"], late)
+    assert "val AUROC change, last 4 epochs" in table
+    assert "| original |" in table and "0.300" in table and table.splitlines()[-1].endswith("| – |")
