@@ -17,7 +17,7 @@ bootstrap; every difference with its 95% CI. Printed, over the experiment's seed
   on the unbiased test split (0.5 = the marker is ignored), mean over seeds with a 95% CI that resamples
   patients once for all seeds;
 - validation vs test macro AUROC (each split's shortcut strength named), and training efficiency with a
-  convergence check (how much validation macro AUROC moved over the last four epochs).
+  check that the runs settled (how much validation macro AUROC moved over the last four epochs).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from lungprior.stats import (
 
 TARGETS = [*FINDINGS, "macro", NO_FINDING]
 CMP_TARGETS = [*FINDINGS, "macro AUROC", NO_FINDING]
-PLATEAU_EPOCHS = 4  # convergence: how much validation AUROC still moved over the last epochs
+PLATEAU_EPOCHS = 4  # whether a run settled: how much validation AUROC still moved over the last epochs
 
 
 def _fmt(values: pd.Series, digits: int = 3) -> str:
@@ -233,7 +233,7 @@ def val_test_gap(runs: list[dict], results: pd.DataFrame, masks: list[str], bias
 
 
 def late_change(runs: list[dict], masks: list[str], last: int = PLATEAU_EPOCHS) -> dict[str, pd.Series]:
-    """Per mask, each run's validation macro AUROC at its last epoch minus `last` epochs earlier (convergence)."""
+    """Per mask, each run's validation macro AUROC at its last epoch minus `last` epochs earlier (settled?)."""
     out: dict[str, list[float]] = {m: [] for m in masks}
     for run in runs:
         history = Path(run["run_dir"]) / "history.csv"
