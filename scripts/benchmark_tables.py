@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lungprior.classify.run import HISTORY
 from lungprior.evaluate.compare import align, compare_predictions
 from lungprior.evaluate.metrics import label_matrix, score_matrix
 from lungprior.evaluate.run_eval import VAL_PREDICTIONS, load_calibration, load_predictions
@@ -236,7 +237,7 @@ def late_change(runs: list[dict], masks: list[str], last: int = PLATEAU_EPOCHS) 
     """Per mask, each run's validation macro AUROC at its last epoch minus `last` epochs earlier (settled?)."""
     out: dict[str, list[float]] = {m: [] for m in masks}
     for run in runs:
-        history = Path(run["run_dir"]) / "history.csv"
+        history = Path(run["run_dir"]) / HISTORY
         if run["mask"] in out and history.is_file():
             val = pd.read_csv(history)["val_auroc"].to_numpy(dtype=float)
             if len(val) > last:

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lungprior.classify.run import HISTORY
 from lungprior.data.atomic import atomic_path
 from lungprior.errors import LungpriorError, one_line
 from lungprior.experiment.config import ExperimentConfig
@@ -103,7 +104,7 @@ def cell_rows(exp: Path, runs: list[dict[str, Any]], target: float) -> pd.DataFr
     for run in runs:
         part = results[(results["backbone"] == run["backbone"]) & (results["mask"] == run["mask"])
                        & (results["seed"] == run["seed"])].set_index("class")
-        history = pd.read_csv(Path(run["run_dir"]) / "history.csv")
+        history = pd.read_csv(Path(run["run_dir"]) / HISTORY)
         per_run.append({
             "backbone": run["backbone"], "prior": run["mask"], "mode": run["mode"], "seed": run["seed"],
             "macro_auroc": part.loc["macro", "auroc"], "no_finding_auroc": part.loc[NO_FINDING, "auroc"],
