@@ -9,7 +9,7 @@ from rich.table import Table
 
 from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
-from lungprior.data.phantom import PhantomConfig, generate_benchmark, parse_prevalence
+from lungprior.data.phantom import PhantomConfig, generate_benchmark, parse_per_finding, parse_prevalence
 from lungprior.data.phantom.gallery import write_gallery
 from lungprior.data.phantom.generate import summarize
 from lungprior.labels import LABELS
@@ -31,6 +31,12 @@ def phantom_command(
     conspicuity: float = typer.Option(
         1.0, "--conspicuity", help="Lesion contrast multiplier in [0.25, 4] (1: the benchmark's own; 2: easier)."
     ),
+    finding_conspicuity: str = typer.Option(
+        None, "--finding-conspicuity", help="Per-finding contrast multiplier, e.g. 'Nodule=4' (others: --conspicuity)."
+    ),
+    markers: str = typer.Option(
+        "mixed", "--markers", help="Shortcut marker placement: 'mixed' (two near the lungs) or 'far' (all > 20 mm)."
+    ),
     prevalence: str = typer.Option(
         None, "--prevalence", help="Per-finding prevalence, e.g. 'Mass=0.1,Edema=0.2' (others keep defaults)."
     ),
@@ -46,7 +52,8 @@ def phantom_command(
         output_dir(gallery.parent, "--gallery")
     cfg = PhantomConfig(
         n=n, size=size, seed=seed, bias=bias, test_bias=test_bias, val_bias=val_bias, context=context,
-        conspicuity=conspicuity, prevalence=parse_prevalence(prevalence),
+        conspicuity=conspicuity, finding_conspicuity=parse_per_finding(finding_conspicuity, "--finding-conspicuity"),
+        markers=markers, prevalence=parse_prevalence(prevalence),
         images_per_patient=images_per_patient, val_fraction=val_fraction, test_fraction=test_fraction,
     )
     manifest = generate_benchmark(cfg, out, workers=workers or None)

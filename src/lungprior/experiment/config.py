@@ -62,6 +62,8 @@ class PhantomSettings(_Strict):
     val_bias: float | None = Field(None, ge=0.0, le=1.0)
     context: float = Field(0.0, ge=0.0, le=1.0)
     conspicuity: float = Field(1.0, ge=0.25, le=4.0)
+    finding_conspicuity: dict[str, float] | None = None
+    markers: Literal["mixed", "far"] = "mixed"
     prevalence: dict[str, float] | None = None
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)

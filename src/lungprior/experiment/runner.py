@@ -53,7 +53,8 @@ def data_stage(cfg: ExperimentConfig, exp: Path) -> StageOutcome:
         p = ds.phantom
         pcfg = PhantomConfig(n=p.n, size=p.size, seed=p.seed, bias=p.bias, test_bias=p.test_bias,
                              val_bias=p.val_bias, context=p.context,
-                             conspicuity=p.conspicuity, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
+                             conspicuity=p.conspicuity, finding_conspicuity=dict(p.finding_conspicuity or {}),
+                             markers=p.markers, val_fraction=p.val_fraction, test_fraction=p.test_fraction,
                              prevalence={**DEFAULT_PREVALENCE, **(p.prevalence or {})})
 
         def work(folder: Path) -> dict[str, Any]:

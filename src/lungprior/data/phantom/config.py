@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from lungprior.data.phantom.shortcuts import PLACEMENTS
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
 
@@ -28,7 +29,10 @@ class PhantomConfig:
     does to learning from what it does to checkpoint selection); `context` in [0, 1], independent of them, moves
     finding signal outside the tight lung outline (0: the original benchmark; see `findings` for each finding);
     `conspicuity` multiplies every lesion's density (1: the original benchmark; 2: twice the contrast, same
-    lesion geometry, labels and markers), the difficulty dial that lets a short training run learn the lesions.
+    lesion geometry, labels and markers), the difficulty dial that lets a short training run learn the lesions;
+    `finding_conspicuity` sets it per finding instead (e.g. {"Nodule": 4}: small lesions made learnable without
+    putting the large ones at ceiling). `markers` places the shortcut markers: "mixed" (two near the lungs, three
+    far) or "far" (all five beyond a 20 mm loose mask), so a loose mask can keep context without a shortcut.
     """
 
     n: int = 2000
@@ -39,6 +43,8 @@ class PhantomConfig:
     val_bias: float | None = None
     context: float = 0.0
     conspicuity: float = 1.0
+    finding_conspicuity: dict[str, float] = field(default_factory=dict)
+    markers: str = "mixed"
     prevalence: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PREVALENCE))
     images_per_patient: float = 2.0
     val_fraction: float = 0.1
@@ -59,8 +65,14 @@ class PhantomConfig:
         for k, v in self.prevalence.items():
             if not 0.0 <= v <= 0.9:
                 raise LungpriorError(f"prevalence of {k} must be in [0, 0.9], got {v}")
-        if not 0.25 <= self.conspicuity <= 4.0:
-            raise LungpriorError(f"--conspicuity must be in [0.25, 4], got {self.conspicuity}")
+        for name, v in {"--conspicuity": self.conspicuity, **self.finding_conspicuity}.items():
+            if not 0.25 <= v <= 4.0:
+                raise LungpriorError(f"conspicuity of {name} must be in [0.25, 4], got {v}")
+        unknown = sorted(set(self.finding_conspicuity) - set(FINDINGS))
+        if unknown:
+            raise LungpriorError(f"unknown finding(s) in --finding-conspicuity: {', '.join(unknown)}")
+        if self.markers not in PLACEMENTS:
+            raise LungpriorError(f"--markers must be one of {', '.join(PLACEMENTS)}, got {self.markers!r}")
         if self.images_per_patient < 1.0:
             raise LungpriorError(f"images per patient must be >= 1, got {self.images_per_patient}")
         if not (
@@ -71,6 +83,9 @@ class PhantomConfig:
     @property
     def pixel_spacing_mm(self) -> float:
         return FIELD_OF_VIEW_MM / self.size
+
+    def conspicuity_of(self, finding: str) -> float:
+        return float(self.finding_conspicuity.get(finding, self.conspicuity))
 
     def prevalence_of(self, finding: str) -> float:
         return float(self.prevalence.get(finding, DEFAULT_PREVALENCE[finding]))
@@ -87,12 +102,21 @@ class PhantomConfig:
             d.pop("val_bias")
         if self.conspicuity == 1.0:  # likewise for the original lesion contrast
             d.pop("conspicuity")
+        if not self.finding_conspicuity:  # and for the new dials at their defaults
+            d.pop("finding_conspicuity")
+        if self.markers == "mixed":
+            d.pop("markers")
         return d
 
 
 def parse_prevalence(text: str | None) -> dict[str, float]:
     """Parse 'Mass=0.1,Nodule=0.2' (case-insensitive names) into a mapping; unset findings keep defaults."""
-    out = dict(DEFAULT_PREVALENCE)
+    return {**DEFAULT_PREVALENCE, **parse_per_finding(text, "--prevalence")}
+
+
+def parse_per_finding(text: str | None, option: str) -> dict[str, float]:
+    """Parse 'Mass=0.1,Nodule=0.2' (case-insensitive names) into {finding: value} for the findings named."""
+    out: dict[str, float] = {}
     if not text:
         return out
     names = {k.lower(): k for k in FINDINGS}
@@ -101,10 +125,10 @@ def parse_prevalence(text: str | None) -> dict[str, float]:
         name = names.get(key.strip().lower())
         if not sep or name is None:
             raise LungpriorError(
-                f"bad --prevalence item {item!r}: expected NAME=VALUE with NAME in {', '.join(FINDINGS)}"
+                f"bad {option} item {item!r}: expected NAME=VALUE with NAME in {', '.join(FINDINGS)}"
             )
         try:
             out[name] = float(value)
         except ValueError:
-            raise LungpriorError(f"bad --prevalence value {value!r} for {name}: not a number") from None
+            raise LungpriorError(f"bad {option} value {value!r} for {name}: not a number") from None
     return out

@@ -37,6 +37,7 @@ class FilmPlan:
     markers: dict[str, int]
     acquisition: Acquisition
     noise_seed: int
+    marker_placement: str = "mixed"
 
 
 def _rng(cfg: PhantomConfig, *key: int) -> np.random.Generator:
@@ -62,8 +63,8 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
             p = cfg.prevalence_of(k) if k in CHRONIC else min(1.0, cfg.prevalence_of(k) / ACUTE_PER_FILM)
             has[k] = bool(rng.random() < p)
         lesions = {k: sample_lesion(k, anatomy, rng, context=cfg.context) for k in FINDINGS if has[k]}
-        if cfg.conspicuity != 1.0:  # contrast only: geometry, labels and the random streams are unchanged
-            lesions = {k: replace(les, amplitude=les.amplitude * cfg.conspicuity) for k, les in lesions.items()}
+        # contrast only: geometry, labels and the random streams are unchanged
+        lesions = {k: _scaled(les, cfg.conspicuity_of(k)) for k, les in lesions.items()}
         bias = _split_bias(cfg, splits[pid])
         for j in range(count):
             frng = _rng(cfg, pid, 2, j)
@@ -82,9 +83,14 @@ def plan_benchmark(cfg: PhantomConfig) -> list[FilmPlan]:
                     markers=markers,
                     acquisition=acq,
                     noise_seed=int(frng.integers(2**31)),
+                    marker_placement=cfg.markers,
                 )
             )
     return films
+
+
+def _scaled(les: Lesion, factor: float) -> Lesion:
+    return les if factor == 1.0 else replace(les, amplitude=les.amplitude * factor)
 
 
 def _split_bias(cfg: PhantomConfig, split: str) -> float:

@@ -36,7 +36,7 @@ def render_film(plan: FilmPlan, size: int) -> tuple[np.ndarray, np.ndarray, np.n
         lesion_bits[extent] |= np.uint8(1 << FINDINGS.index(les.kind))
     marker_rng, noise_rng = (np.random.default_rng([plan.noise_seed, stream]) for stream in (1, 2))
     img = expose(density, plan.acquisition)
-    img = draw_markers(img, plan.markers, anatomy, frame, marker_rng)
+    img = draw_markers(img, plan.markers, anatomy, frame, marker_rng, plan.marker_placement)
     img = degrade(img, plan.acquisition, frame, noise_rng)
     image = np.round(img * 255.0).astype(np.uint8)
     mask = np.zeros((size, size), dtype=np.uint8)

@@ -11,6 +11,8 @@ Markers sit at different distances from the lungs, so masks of different loosene
 - Pneumonia: an ECG lead wire in the lateral chest wall, about 10 mm outside the right lung (near).
 - Edema: a brighter band along the bottom edge of the film (far).
 - Fibrosis: an ECG electrode above the left apex (near).
+With placement "far" the two near markers move to the lower corners, beyond a 20 mm loose mask: the lead wire
+down the bottom-left edge, the electrode in the bottom-right corner with its wire running to the edge.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lungprior.data.phantom.geometry import Frame, draw_polylines
 from lungprior.labels import FINDINGS
 
 BASE_RATE = 0.2
+PLACEMENTS = ("mixed", "far")
 MARKERS: dict[str, str] = {
     "Mass": "side_marker",
     "Nodule": "burned_text",
@@ -43,7 +46,12 @@ def sample_markers(labels: dict[str, int], bias: float, rng: np.random.Generator
 
 
 def draw_markers(
-    img: np.ndarray, present: dict[str, int], a: Anatomy, frame: Frame, rng: np.random.Generator
+    img: np.ndarray,
+    present: dict[str, int],
+    a: Anatomy,
+    frame: Frame,
+    rng: np.random.Generator,
+    placement: str = "mixed",
 ) -> np.ndarray:
     """Draw the present markers onto an intensity image (float, [0, 1]); returns a new array."""
     out = img.copy()
@@ -68,6 +76,14 @@ def draw_markers(
     if present.get("Edema"):
         band = max(2, round(0.07 * size))
         out[size - band :] = np.clip(out[size - band :] + 0.18, 0.0, 1.0)
+    lines = _far_lines(present, rng) if placement == "far" else _near_lines(present, a, rng)
+    if lines:
+        out = np.maximum(out, draw_polylines(frame, lines))
+    return out
+
+
+def _near_lines(present: dict[str, int], a: Anatomy, rng: np.random.Generator) -> list:
+    """The lead wire beside the right lung and the electrode above the left apex (placement "mixed")."""
     lines = []
     if present.get("Pneumonia"):
         ys = np.linspace(1.1, a.lung_base - 0.35, 24)
@@ -78,6 +94,19 @@ def draw_markers(
         cx, cy = 0.50 + rng.uniform(-0.04, 0.04), a.lung_top - 0.14
         lines.append((np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1), 0.014, 0.95))
         lines.append((np.array([[cx, cy - 0.035], [cx + 0.05, cy - 0.30]]), 0.010, 0.9))
-    if lines:
-        out = np.maximum(out, draw_polylines(frame, lines))
-    return out
+    return lines
+
+
+def _far_lines(present: dict[str, int], rng: np.random.Generator) -> list:
+    """The same two markers in the lower corners, far from the lungs (placement "far")."""
+    lines = []
+    if present.get("Pneumonia"):
+        ys = np.linspace(1.1, 0.80, 16)
+        xs = -0.95 - 0.02 * np.sin(ys * 6.0 + rng.uniform(0, 6.28))
+        lines.append((np.stack([xs, ys], axis=1), 0.012, 0.95))
+    if present.get("Fibrosis"):
+        t = np.linspace(0, 2 * np.pi, 25)
+        cx, cy = 0.86 + rng.uniform(-0.02, 0.02), 0.90
+        lines.append((np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1), 0.014, 0.95))
+        lines.append((np.array([[cx + 0.035, cy], [1.1, cy - 0.05]]), 0.010, 0.9))
+    return lines
