@@ -50,3 +50,28 @@ def test_conspicuity_raises_lesion_contrast_and_nothing_else(tmp_path: Path) -> 
 def test_conspicuity_out_of_range_is_refused(value: float) -> None:
     with pytest.raises(LungpriorError, match="conspicuity"):
         PhantomConfig(conspicuity=value)
+
+
+def test_finding_conspicuity_scales_only_the_named_finding() -> None:
+    from lungprior.data.phantom.plan import plan_benchmark
+
+    kw = dict(n=60, size=64, seed=5, conspicuity=2.0, prevalence=dict.fromkeys(FINDINGS, 0.5))
+    base = plan_benchmark(PhantomConfig(**kw))
+    nod4 = plan_benchmark(PhantomConfig(**kw, finding_conspicuity={"Nodule": 4.0}))
+    ratios: dict[str, list[float]] = {k: [] for k in FINDINGS}
+    for a, b in zip(base, nod4, strict=True):
+        assert a.labels == b.labels and a.markers == b.markers
+        for la, lb in zip(a.lesions, b.lesions, strict=True):
+            assert la.kind == lb.kind
+            ratios[la.kind].append(lb.amplitude / la.amplitude)
+    assert ratios["Nodule"] and np.allclose(ratios["Nodule"], 2.0)  # 4 instead of the global 2
+    assert all(np.allclose(ratios[k], 1.0) for k in FINDINGS if k != "Nodule")
+    assert PhantomConfig(**kw, finding_conspicuity={"Nodule": 4.0}).to_dict()["finding_conspicuity"] == {"Nodule": 4.0}
+    assert "finding_conspicuity" not in PhantomConfig(**kw).to_dict()  # recorded only when set
+
+
+@pytest.mark.parametrize(("dial", "match"), [({"Nodule": 5.0}, "conspicuity of Nodule"),
+                                             ({"Cardiomegaly": 2.0}, "unknown finding")])
+def test_finding_conspicuity_bad_values_are_refused(dial: dict, match: str) -> None:
+    with pytest.raises(LungpriorError, match=match):
+        PhantomConfig(finding_conspicuity=dial)

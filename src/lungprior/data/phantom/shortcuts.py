@@ -11,8 +11,8 @@ Markers sit at different distances from the lungs, so masks of different loosene
 - Pneumonia: an ECG lead wire in the lateral chest wall, about 10 mm outside the right lung (near).
 - Edema: a brighter band along the bottom edge of the film (far).
 - Fibrosis: an ECG electrode above the left apex (near).
-With placement "far" the two near markers move to the lower corners, beyond a 20 mm loose mask: the lead wire
-down the bottom-left edge, the electrode in the bottom-right corner with its wire running to the edge.
+With placement "far" the two near markers move below the lung bases, beyond a 20 mm loose mask and clear of the
+film edges and shutters: the lead wire across the lower right chest, the electrode below the left base.
 """
 
 from __future__ import annotations
@@ -98,15 +98,15 @@ def _near_lines(present: dict[str, int], a: Anatomy, rng: np.random.Generator) -
 
 
 def _far_lines(present: dict[str, int], rng: np.random.Generator) -> list:
-    """The same two markers in the lower corners, far from the lungs (placement "far")."""
+    """The same two markers below the lung bases, away from the film edges and the shutters (placement "far")."""
     lines = []
     if present.get("Pneumonia"):
-        ys = np.linspace(1.1, 0.80, 16)
-        xs = -0.95 - 0.02 * np.sin(ys * 6.0 + rng.uniform(0, 6.28))
+        xs = np.linspace(-0.88, -0.40, 16)
+        ys = 0.82 + 0.02 * np.sin(xs * 6.0 + rng.uniform(0, 6.28))
         lines.append((np.stack([xs, ys], axis=1), 0.012, 0.95))
     if present.get("Fibrosis"):
         t = np.linspace(0, 2 * np.pi, 25)
-        cx, cy = 0.86 + rng.uniform(-0.02, 0.02), 0.90
+        cx, cy = 0.62 + rng.uniform(-0.02, 0.02), 0.84
         lines.append((np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1), 0.014, 0.95))
-        lines.append((np.array([[cx + 0.035, cy], [1.1, cy - 0.05]]), 0.010, 0.9))
+        lines.append((np.array([[cx + 0.035, cy], [cx + 0.25, cy - 0.03]]), 0.010, 0.9))
     return lines
