@@ -45,7 +45,7 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["configs/nih_paper.yaml", "configs/looseness_sweep.yaml",
                                   "configs/loose20_context.yaml", "configs/loose20_replication.yaml",
                                   "configs/context1_loose20.yaml", "configs/context1_loose20_long.yaml",
-                                  "configs/context1_far_long.yaml",
+                                  "configs/context1_far_long.yaml", "configs/shortcut_cell_long.yaml",
                                   "src/lungprior/experiment/demo.yaml",
                                   "src/lungprior/experiment/demo_full.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
