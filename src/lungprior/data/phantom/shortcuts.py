@@ -90,10 +90,8 @@ def _near_lines(present: dict[str, int], a: Anatomy, rng: np.random.Generator) -
         xs = -(a.lung_lateral + 0.10) - 0.02 * np.sin(ys * 6.0 + rng.uniform(0, 6.28))
         lines.append((np.stack([xs, ys], axis=1), 0.012, 0.95))
     if present.get("Fibrosis"):
-        t = np.linspace(0, 2 * np.pi, 25)
         cx, cy = 0.50 + rng.uniform(-0.04, 0.04), a.lung_top - 0.14
-        lines.append((np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1), 0.014, 0.95))
-        lines.append((np.array([[cx, cy - 0.035], [cx + 0.05, cy - 0.30]]), 0.010, 0.9))
+        lines += _electrode(cx, cy, [[cx, cy - 0.035], [cx + 0.05, cy - 0.30]])  # wire running up
     return lines
 
 
@@ -105,8 +103,13 @@ def _far_lines(present: dict[str, int], rng: np.random.Generator) -> list:
         ys = 0.82 + 0.02 * np.sin(xs * 6.0 + rng.uniform(0, 6.28))
         lines.append((np.stack([xs, ys], axis=1), 0.012, 0.95))
     if present.get("Fibrosis"):
-        t = np.linspace(0, 2 * np.pi, 25)
         cx, cy = 0.62 + rng.uniform(-0.02, 0.02), 0.84
-        lines.append((np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1), 0.014, 0.95))
-        lines.append((np.array([[cx + 0.035, cy], [cx + 0.25, cy - 0.03]]), 0.010, 0.9))
+        lines += _electrode(cx, cy, [[cx + 0.035, cy], [cx + 0.25, cy - 0.03]])  # wire running sideways
     return lines
+
+
+def _electrode(cx: float, cy: float, wire: list[list[float]]) -> list:
+    """An ECG electrode (a ring of radius 0.035 at cx, cy) and its wire, as polylines."""
+    t = np.linspace(0, 2 * np.pi, 25)
+    ring = np.stack([cx + 0.035 * np.cos(t), cy + 0.035 * np.sin(t)], axis=1)
+    return [(ring, 0.014, 0.95), (np.array(wire), 0.010, 0.9)]
