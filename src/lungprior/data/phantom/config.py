@@ -65,12 +65,12 @@ class PhantomConfig:
         for k, v in self.prevalence.items():
             if not 0.0 <= v <= 0.9:
                 raise LungpriorError(f"prevalence of {k} must be in [0, 0.9], got {v}")
-        for name, v in {"--conspicuity": self.conspicuity, **self.finding_conspicuity}.items():
-            if not 0.25 <= v <= 4.0:
-                raise LungpriorError(f"conspicuity of {name} must be in [0.25, 4], got {v}")
         unknown = sorted(set(self.finding_conspicuity) - set(FINDINGS))
         if unknown:
             raise LungpriorError(f"unknown finding(s) in --finding-conspicuity: {', '.join(unknown)}")
+        for name, v in {"--conspicuity": self.conspicuity, **self.finding_conspicuity}.items():
+            if not 0.25 <= v <= 4.0:
+                raise LungpriorError(f"conspicuity of {name} must be in [0.25, 4], got {v}")
         if self.markers not in PLACEMENTS:
             raise LungpriorError(f"--markers must be one of {', '.join(PLACEMENTS)}, got {self.markers!r}")
         if self.images_per_patient < 1.0:
