@@ -91,7 +91,7 @@ def test_load_regime_and_cells(tmp_path: Path) -> None:
     assert control_regime.bias == [0.9] and control_regime.context == [0.75]
     long, long_regime = load_regime(ROOT / "configs" / "regime_map_long.yaml")  # the map, 96 epochs, nodules x 4
     assert long_regime == full_regime and long.masks == full.masks
-    assert long.training.model_copy(update={"epochs": 24, "patience": 24}) == full.training
+    assert long.training.model_copy(update={"epochs": 24, "patience": 24, "precision": "auto"}) == full.training
     assert long.dataset.phantom.model_copy(update={"finding_conspicuity": None}) == full.dataset.phantom
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("context: [1.0]", "context: [2.0]"))
