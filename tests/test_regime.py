@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from lungprior.cli.main import app
 from lungprior.errors import LungpriorError
 from lungprior.experiment.regime import (
     cell_config,
     load_regime,
+    parse_cell,
     patterns,
     run_regime,
     seconds_to_best,
@@ -104,7 +107,13 @@ def test_load_regime_and_cells(tmp_path: Path) -> None:
 
 def test_regime_smoke_runs_every_cell(tmp_path: Path) -> None:
     cfg, regime = load_regime(SMOKE)
-    table_path, map_path = run_regime(cfg, regime, tmp_path / "out", log=lambda _: None)
+    lines: list[str] = []
+    table_path, _ = run_regime(cfg, regime, tmp_path / "out", cells=[parse_cell("0.9, 1")], log=lines.append)
+    assert set(pd.read_csv(table_path)["bias"]) == {0.9}  # one cell run, the other not yet
+    assert "regime cell bias0_context1: not run yet (--cell 0,1)" in lines
+    lines.clear()
+    table_path, map_path = run_regime(cfg, regime, tmp_path / "out", cells=[(0.0, 1.0)], log=lines.append)
+    assert not any(line.startswith("regime cell bias0.9") for line in lines)  # finished: read, not rerun
     table, regime_map = pd.read_csv(table_path), pd.read_csv(map_path)
     assert len(table) == 2 * 4 and set(table["prior"]) == {"original", "loose-10mm", "tight", "nolung"}
     assert table["macro_auroc_mean"].between(0, 1).all() and (table["seconds_per_epoch_mean"] > 0).all()
@@ -116,3 +125,15 @@ def test_regime_smoke_runs_every_cell(tmp_path: Path) -> None:
     assert "Outside-lung AUROC" in report and "Cost per prior" in report and "Which prior for which finding" in report
     again, _ = run_regime(cfg, regime, tmp_path / "out", log=lambda _: None)  # every cell skipped: same tables
     pd.testing.assert_frame_equal(pd.read_csv(again), table)
+    with pytest.raises(LungpriorError, match=r"--cell 0.5,1: not a cell of this map"):
+        run_regime(cfg, regime, tmp_path / "out", cells=[(0.5, 1.0)])
+    with pytest.raises(LungpriorError, match=r"--cell expects BIAS,CONTEXT"):
+        parse_cell("0.9")
+
+
+@pytest.mark.parametrize(("cell", "message"), [("0.5,1", "--cell 0.5,1: not a cell of this map"),
+                                               ("bias", "--cell expects BIAS,CONTEXT")])
+def test_cli_refuses_a_bad_cell_before_running(tmp_path: Path, cell: str, message: str) -> None:
+    result = CliRunner().invoke(app, ["regime", str(SMOKE), "--out", str(tmp_path / "out"), "--cell", cell])
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "cells").exists()

@@ -16,6 +16,7 @@ the study's real-data pattern or the shortcut pattern (see `patterns`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lungprior.classify.run import HISTORY
-from lungprior.data.atomic import atomic_path
+from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.runner import Log, run_experiment
+from lungprior.experiment.stages import content_hash, finished_record
 from lungprior.labels import NO_FINDING
 from lungprior.masks.spec import CONTROL_MODES
+
+#: Written in a cell's folder when it finishes: the cell settings' hash and its runs' records.
+CELL_FILE = "cell.json"
 
 
 class RegimeSettings(BaseModel):
@@ -177,24 +182,55 @@ def _cheaper(a: pd.Series, b: pd.Series) -> bool:
     return bool(a["seconds_per_epoch_mean"] < b["seconds_per_epoch_mean"])
 
 
+def parse_cell(text: str) -> tuple[float, float]:
+    """`"0.9,1"` -> (0.9, 1.0): one cell as BIAS,CONTEXT."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        bias, context = (float(x) for x in parts)
+    except ValueError:
+        raise LungpriorError(f"--cell expects BIAS,CONTEXT, e.g. 0.9,1; got {text!r}") from None
+    return bias, context
+
+
 def run_regime(cfg: ExperimentConfig, regime: RegimeSettings, out_dir: str | os.PathLike[str], *,
-               log: Log = print) -> tuple[Path, Path]:
-    """Run (or resume) every cell and write `regime.csv` and `regime_map.csv`; returns their paths."""
+               cells: Sequence[tuple[float, float]] | None = None, log: Log = print) -> tuple[Path, Path]:
+    """Run (or resume) the cells and write `regime.csv` and `regime_map.csv`; returns their paths.
+
+    `cells` (default: all) picks (bias, context) cells of the map to run; the tables also hold every other
+    cell already finished in `out_dir` with the same settings (`CELL_FILE`), so a map run one cell at a time
+    grows its tables cell by cell.
+    """
     out = Path(out_dir)
+    grid = [(b, c) for b in regime.bias for c in regime.context]
+    chosen = set(grid) if cells is None else set(cells)
+    unknown = sorted(chosen - set(grid))
+    if unknown:
+        bias, context = unknown[0]
+        raise LungpriorError(f"--cell {bias:g},{context:g}: not a cell of this map "
+                             f"(bias {regime.bias}, context {regime.context})")
     rows, map_rows = [], []
-    for bias in regime.bias:
-        for context in regime.context:
-            name = cell_name(bias, context)
+    for bias, context in grid:
+        name, ccfg = cell_name(bias, context), cell_config(cfg, bias, context)
+        key = content_hash("cell", ccfg.model_dump(mode="json"))
+        if (bias, context) in chosen:
             log(f"regime cell {name}")
-            result = run_experiment(cell_config(cfg, bias, context), out / "cells" / name, log=log)
+            result = run_experiment(ccfg, out / "cells" / name, log=log)
             if result.report is None:  # not the lead process of a multi-process launch
                 continue
-            cell = cell_rows(result.exp_dir, result.runs, regime.target_val_auroc)
-            cell.insert(0, "context", context)
-            cell.insert(0, "bias", bias)
-            rows.append(cell)
-            for backbone, part in cell.groupby("backbone", sort=False):
-                map_rows.append({"bias": bias, "context": context, "backbone": backbone, **patterns(part)})
+            exp, runs = result.exp_dir, result.runs
+            write_json(exp / CELL_FILE, {"hash": key, "runs": runs})
+        else:
+            done = finished_record(out / "cells" / name, key, CELL_FILE)
+            if done is None:
+                log(f"regime cell {name}: not run yet (--cell {bias:g},{context:g})")
+                continue
+            exp, runs = out / "cells" / name, done["runs"]
+        cell = cell_rows(exp, runs, regime.target_val_auroc)
+        cell.insert(0, "context", context)
+        cell.insert(0, "bias", bias)
+        rows.append(cell)
+        for backbone, part in cell.groupby("backbone", sort=False):
+            map_rows.append({"bias": bias, "context": context, "backbone": backbone, **patterns(part)})
     paths = (out / "regime.csv", out / "regime_map.csv")
     if rows:
         for path, frame in zip(paths, (pd.concat(rows, ignore_index=True), pd.DataFrame(map_rows)), strict=True):

@@ -50,9 +50,9 @@ class StageOutcome:
     record: dict[str, Any]
 
 
-def finished_record(folder: str | os.PathLike[str], key: str) -> dict[str, Any] | None:
-    """The record in `folder/stage.json` when it holds `key`, else None."""
-    marker = Path(folder) / STAGE_FILE
+def finished_record(folder: str | os.PathLike[str], key: str, file: str = STAGE_FILE) -> dict[str, Any] | None:
+    """The record in `folder/file` (default `stage.json`) when it holds `key`, else None."""
+    marker = Path(folder) / file
     try:
         record = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError):
