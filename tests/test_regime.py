@@ -125,6 +125,10 @@ def test_regime_smoke_runs_every_cell(tmp_path: Path) -> None:
     assert "Outside-lung AUROC" in report and "Cost per prior" in report and "Which prior for which finding" in report
     again, _ = run_regime(cfg, regime, tmp_path / "out", log=lambda _: None)  # every cell skipped: same tables
     pd.testing.assert_frame_equal(pd.read_csv(again), table)
+    lines.clear()  # another precision (a runtime setting, as for the runs themselves): the finished cell still counts
+    other = cfg.model_copy(update={"training": cfg.training.model_copy(update={"precision": "bf16-mixed"})})
+    run_regime(other, regime, tmp_path / "out", cells=[(0.0, 1.0)], log=lines.append)
+    assert not any("not run yet" in line for line in lines)
     with pytest.raises(LungpriorError, match=r"--cell 0.5,1: not a cell of this map"):
         run_regime(cfg, regime, tmp_path / "out", cells=[(0.5, 1.0)])
     with pytest.raises(LungpriorError, match=r"--cell expects BIAS,CONTEXT"):

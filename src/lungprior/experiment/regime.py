@@ -29,7 +29,7 @@ from lungprior.classify.run import HISTORY
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.experiment.config import ExperimentConfig
-from lungprior.experiment.runner import Log, run_experiment
+from lungprior.experiment.runner import RUNTIME_TRAINING, Log, run_experiment
 from lungprior.experiment.stages import content_hash, finished_record
 from lungprior.labels import NO_FINDING
 from lungprior.masks.spec import CONTROL_MODES
@@ -211,7 +211,7 @@ def run_regime(cfg: ExperimentConfig, regime: RegimeSettings, out_dir: str | os.
     rows, map_rows = [], []
     for bias, context in grid:
         name, ccfg = cell_name(bias, context), cell_config(cfg, bias, context)
-        key = content_hash("cell", ccfg.model_dump(mode="json"))
+        key = content_hash("cell", ccfg.model_dump(mode="json", exclude={"training": set(RUNTIME_TRAINING)}))
         if (bias, context) in chosen:
             log(f"regime cell {name}")
             result = run_experiment(ccfg, out / "cells" / name, log=log)

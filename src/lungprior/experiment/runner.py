@@ -29,6 +29,8 @@ from lungprior.experiment.stages import (
 from lungprior.quiet import lightning_quiet
 
 Log = Callable[[str], None]
+#: Training settings that say how a run is computed, not what it computes: a finished run is reused across them.
+RUNTIME_TRAINING = frozenset({"devices", "accelerator", "strategy", "num_nodes", "precision", "workers"})
 
 
 @dataclass
@@ -188,9 +190,9 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     own_manifest = seg.name == "segmentation" and "manifest" in seg.record  # CheXmask: films that have a mask
     manifest = seg.record["manifest"] if own_manifest else data.record["manifest"]
     uses_seg = spec.needs_mask or own_manifest
-    key = content_hash("run", data.hash, seg.hash if uses_seg else None, t.model_dump(exclude={"backbones",
-                       "seeds", "devices", "accelerator", "strategy", "num_nodes", "precision", "workers"}),
-                       spec.key(), backbone, seed, cfg.evaluation.model_dump())
+    key = content_hash("run", data.hash, seg.hash if uses_seg else None,
+                       t.model_dump(exclude={"backbones", "seeds", *RUNTIME_TRAINING}), spec.key(), backbone, seed,
+                       cfg.evaluation.model_dump())
     folder = exp / "runs" / run_name(backbone, mask, seed)
     tcfg = TrainConfig(
         manifest=manifest, out=str(folder / "train"), mode=spec.mode,
