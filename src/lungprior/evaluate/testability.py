@@ -1,0 +1,79 @@
+"""Whether a paired AUROC comparison can be tested at all, and how a p value is printed.
+
+A clustered (or bootstrap) test of a class needs enough *patients* on both sides of the label: when every
+positive film belongs to one patient, the positive-side variance term is exactly zero and the test rejects a
+true null most of the time. `testability` counts films and patients with and without the finding and refuses
+a p and a CI below the minimum; `format_p` prints a p that sits at a bootstrap's floor as a bound ("p ≤ x").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from lungprior.evaluate.bootstrap import group_codes
+
+# The fewest patients with (and without) the finding for which the default tests hold their level.
+MIN_POS_PATIENTS = 5
+MIN_NEG_PATIENTS = 5
+
+# comparisons.csv columns written from a `Testability`
+COUNT_COLUMNS = ("n_pos", "n_pos_patients", "n_neg", "n_neg_patients", "testable", "note")
+
+
+@dataclass(frozen=True)
+class Testability:
+    """Films and patients with (pos) and without (neg) the finding; `note` says why a row is not testable."""
+
+    n_pos: int
+    n_pos_patients: int
+    n_neg: int
+    n_neg_patients: int
+    testable: bool
+    note: str
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+def _films(n: int) -> str:
+    return f"{n} {'film' if n == 1 else 'films'}"
+
+
+def _patients(n: int) -> str:
+    return f"{n} {'patient' if n == 1 else 'patients'}"
+
+
+def testability(y_true: ArrayLike, groups: ArrayLike | None, min_pos_patients: int = MIN_POS_PATIENTS,
+                min_neg_patients: int = MIN_NEG_PATIENTS) -> Testability:
+    """Count the films and patients with and without the finding; testable when both sides reach the minimum.
+
+    `groups=None` makes every film its own patient.
+    """
+    y = np.asarray(y_true).astype(int).ravel()
+    codes, _ = group_codes(groups, y.size)
+    pos, neg = y == 1, y == 0
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    pp, pn = int(np.unique(codes[pos]).size), int(np.unique(codes[neg]).size)
+    short = []
+    if pp < min_pos_patients:
+        short.append(f"{_films(n_pos)} with the finding from {_patients(pp)}")
+    if pn < min_neg_patients:
+        short.append(f"{_films(n_neg)} without it from {_patients(pn)}")
+    note = ""
+    if short:
+        note = (f"not testable: {' and '.join(short)} (needs ≥ {min_pos_patients} patients with and "
+                f"≥ {min_neg_patients} without)")
+    return Testability(n_pos, pp, n_neg, pn, not short, note)
+
+
+def format_p(p: float, bound: bool = False, digits: int = 2) -> str:
+    """'p = 0.031', 'p ≤ 0.002' for a bound (a bootstrap p at its floor, or its Holm adjustment), 'p n/a'."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p n/a"
+    p = float(p)
+    text = f"{p:.{digits}g}" if p >= 1e-3 else f"{p:.{digits}g}".replace("e-0", "e-")
+    return f"p ≤ {text}" if bound else f"p = {text}"
