@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from lungprior.report.claims import prepare
 from lungprior.report.findings import findings_sentences, seed_marker, seed_verdict
 
 TEST = "Obuchowski clustered DeLong (paired; patients as clusters)"
@@ -35,13 +36,13 @@ def _comparisons(ps: list[float], diffs: list[float] | None = None, floor: float
 def test_one_seed_states_its_p_value_interval_and_direction() -> None:
     sentences = findings_sentences(_results([0]), _comparisons([0.01]))
     assert "highest mean test AUROC is <b>tight</b> (0.800 vs 0.700 on original images" in sentences[0]
-    assert ("significantly higher than the original images (paired patient bootstrap p = 0.01, difference "
-            "+0.100, 95% CI +0.050 to +0.150)") in sentences[0]
+    assert ("significantly higher than the original images (Holm-adjusted paired patient bootstrap p = 0.01, "
+            "difference +0.100, 95% CI +0.050 to +0.150)") in sentences[0]
     assert "No Finding discrimination the input with the highest mean test AUROC is <b>original</b> (0.600)" \
         in sentences[0]
     assert "not adjusted for that choice" in sentences[-1]
     (floor,) = findings_sentences(_results([0]), _comparisons([0.002]))[:1]
-    assert "p < 0.002 (the bootstrap's floor)" in floor
+    assert "bootstrap p ≤ 0.002, difference" in floor
 
 
 def test_several_seeds_count_direction_and_significance_per_seed() -> None:
@@ -55,7 +56,7 @@ def test_several_seeds_count_direction_and_significance_per_seed() -> None:
 
 
 def test_holm_column_decides_per_class_and_marker() -> None:
-    rows = _comparisons([0.01, 0.01, 0.01])
+    rows = prepare(_comparisons([0.01, 0.01, 0.01]))
     nf = rows[rows["target"] == "No Finding"]
     text = seed_verdict(nf, "No Finding")  # raw p 0.01 but Holm 0.9: not significant
     assert text.startswith("lower than the original images in 3/3 seeds, significantly in 0/3")

@@ -115,7 +115,7 @@ def evaluation_metrics(
         s_cal = score_matrix(apply_calibration(test, calib)) if calib is not None else s
         nf_s = no_finding_score(s_cal, no_finding)
         nf: dict[str, Any] = {"method": no_finding, "n_positive": int(nf_y.sum()),
-                              "probabilities": "calibrated (Platt, fitted on val)" if calib else "raw outputs"}
+                              "probabilities": "calibrated (fitted on val)" if calib else "raw outputs"}
         if nf_y.min() == nf_y.max():
             notes.append("No Finding: only one label in the split; AUROC undefined")
             nf.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))

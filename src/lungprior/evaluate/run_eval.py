@@ -14,7 +14,7 @@ from lungprior.classify.predict import predict
 from lungprior.classify.run import EFFICIENCY, excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
-from lungprior.evaluate.calibration import CALIBRATION
+from lungprior.evaluate.calibration import CALIBRATION, read_calibration
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning
@@ -47,7 +47,8 @@ def evaluate_run(
         metrics = evaluation_metrics(test, val, n_resamples=n_resamples, seed=seed, no_finding=no_finding,
                                      in_sample=split == "val")
     if metrics.get("calibration"):
-        write_json(run / CALIBRATION, {k: metrics["calibration"][k] for k in ("method", "fitted_on", "params")})
+        write_json(run / CALIBRATION, {k: v for k, v in metrics["calibration"].items()
+                                       if k not in ("in_sample", "raw", "calibrated")})
     metrics["split"] = split
     metrics["run"] = str(run)
     metrics["config"] = json.loads((run / "config.json").read_text())
@@ -84,9 +85,8 @@ def paired_predictions(
 
 
 def load_calibration(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A run's Platt calibration (`calibration.json`, fitted on val by `evaluate_run`), or None if absent."""
-    path = Path(run_dir) / CALIBRATION
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A run's calibration (`calibration.json`, fitted on val by `evaluate_run`), validated; None if absent."""
+    return read_calibration(run_dir)
 
 
 def compare_runs(

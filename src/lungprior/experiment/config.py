@@ -198,6 +198,9 @@ class ExperimentConfig(_Strict):
         keys = [m.spec().key() for m in self.masks]
         if len(set(keys)) != len(keys):
             raise ValueError(f"masks: duplicate mask settings {keys}")
+        seeds = self.training.seeds
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"training.seeds: seed listed twice in {seeds} (each seed is one run per mask)")
         return self
 
 

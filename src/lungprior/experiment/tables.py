@@ -7,15 +7,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
 from lungprior.evaluate.run_eval import METRICS, load_calibration, paired_predictions
-from lungprior.evaluate.stats import DegenerateDataWarning
+from lungprior.evaluate.stats import DegenerateDataWarning, holm_adjust
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
 from lungprior.labels import FINDINGS, NO_FINDING
 
+MACRO = "macro AUROC"
+COMPARISON_COLUMNS = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_bound", "p_holm",
+                      "p_holm_bound", "ci_low", "ci_high", "test", "p_floor", "n_pos", "n_pos_patients", "n_neg",
+                      "n_neg_patients", "testable", "note"]
 RESULT_COLUMNS = ["backbone", "mode", "mask", "radius_mm", "alpha", "seed", "class", "auroc", "ci_low", "ci_high",
                   "auprc", "attention_in_lung", "pointing_game"]
 
@@ -61,10 +66,55 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
         t.insert(0, "seed", run["seed"])
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
-    cols = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low",
-            "ci_high", "test", "p_floor"]
+    cols = [c for c in COMPARISON_COLUMNS if not frames or any(c in f.columns for f in frames)]
     table = pd.concat(frames, ignore_index=True).reindex(columns=cols) if frames else pd.DataFrame(columns=cols)
+    table = add_macro_holm(table) if frames else table
     return table.rename(columns={"a": "mask", "b": "versus"})  # no masked run (or no original): the header only
+
+
+def p_bounds(table: pd.DataFrame) -> pd.Series:
+    """Whether each row's p is a bound (a bootstrap p at its floor): the `p_bound` column, else p <= p_floor > 0."""
+    if "p_bound" in table.columns and table["p_bound"].notna().any():
+        return table["p_bound"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    floor = pd.to_numeric(table.get("p_floor", pd.Series(0.0, index=table.index)), errors="coerce").fillna(0.0)
+    p = pd.to_numeric(table["p"], errors="coerce")
+    return (floor > 0) & (p <= floor)
+
+
+def holm_with_bounds(p: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted p-values and whether each is a bound: an adjusted p inherits the bound of the raw p whose
+    scaled value it takes (NaN p: left out of the family, adjusted NaN)."""
+    p, bound = np.asarray(p, dtype=float), np.asarray(bound, dtype=bool)
+    adjusted, flags = holm_adjust(p), np.zeros(p.shape, dtype=bool)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = (len(order) - np.arange(len(order))) * p[order]
+    best = 0
+    for i, idx in enumerate(order):
+        best = i if scaled[i] >= scaled[best] else best
+        flags[idx] = bool(bound[order[best]]) and adjusted[idx] < 1.0
+    return adjusted, flags
+
+
+def add_macro_holm(table: pd.DataFrame) -> pd.DataFrame:
+    """Fill the macro rows' `p_holm` (+ `p_holm_bound`): the macro p Holm-adjusted over the masked inputs compared
+    with the same original run (backbone x seed). Untestable rows (no p) are left out of the family."""
+    out = table.copy()
+    out["p_bound"] = p_bounds(out)
+    mask_col = "a" if "a" in out.columns else "mask"
+    if "p_holm_bound" not in out.columns:  # a table from before the column: the per-class family's flags
+        out["p_holm_bound"] = False
+        per_class = out[out["target"] != MACRO]
+        for _, part in per_class.groupby(["backbone", "seed", mask_col], sort=False):
+            _, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
+            out.loc[part.index, "p_holm_bound"] = flags
+    out["p_holm_bound"] = out["p_holm_bound"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    macro = out[out["target"] == MACRO]
+    for _, part in macro.groupby(["backbone", "seed"], sort=False):
+        adj, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
+        out.loc[part.index, "p_holm"] = adj
+        out.loc[part.index, "p_holm_bound"] = flags
+    return out
 
 
 def efficiency_table(runs: list[dict[str, Any]]) -> pd.DataFrame:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,10 +14,8 @@ from lungprior.classify.cache import render_arrays
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
 from lungprior.errors import LungpriorError
-from lungprior.evaluate.calibration import logit, sigmoid
-from lungprior.labels import FINDINGS
-
-CALIBRATION = "calibration.json"
+from lungprior.evaluate.calibration import calibrate_scores
+from lungprior.evaluate.calibration import read_calibration as read_calibration_file
 
 
 def model_input(
@@ -88,29 +84,14 @@ class OnnxClassifier:
         return np.asarray(self.session.run(["probabilities"], {"image": x})[0])
 
 
-def read_calibration(run_dir: str | os.PathLike[str]) -> dict[str, dict[str, float]] | None:
-    """Platt parameters per finding from `RUN/calibration.json` (None without the file); bad content raises."""
-    path = Path(run_dir) / CALIBRATION
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        params = data["params"]
-        out = {k: {"a": float(params[k]["a"]), "b": float(params[k]["b"])} for k in FINDINGS if k in params}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise LungpriorError(f"{path}: not a calibration file ({exc})") from None
-    if data.get("method", "platt") != "platt":
-        raise LungpriorError(f"{path}: unknown calibration method {data.get('method')!r} (only platt is known)")
-    return out
+def read_calibration(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run's validated `calibration.json` (None without the file); bad content raises, naming the key."""
+    return read_calibration_file(run_dir)
 
 
-def calibrate(probs: np.ndarray, params: dict[str, dict[str, float]]) -> np.ndarray:
-    """sigmoid(a * logit(p) + b) per finding that has parameters (the run's `calibration.json`); others unchanged."""
-    out = np.array(probs, dtype=np.float64, copy=True)
-    for k, name in enumerate(FINDINGS):
-        if name in params:
-            out[..., k] = sigmoid(params[name]["a"] * logit(out[..., k]) + params[name]["b"])
-    return out
+def calibrate(probs: np.ndarray, calibration: dict[str, Any]) -> np.ndarray:
+    """Calibrated probabilities per finding (the run's `calibration.json`); findings kept raw stay unchanged."""
+    return calibrate_scores(probs, calibration)
 
 
 def top_finding(probs: np.ndarray) -> int:

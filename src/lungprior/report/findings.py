@@ -1,18 +1,21 @@
 """A short findings section written from the numbers, and the per-seed verdicts the report's tables share.
 
 Significance is stated per seed with its direction ("higher in 3/3 seeds, significantly in 2/3"), never as
-"significant in any seed"; the best mask is picked by mean test AUROC over seeds, which the sentence says,
-since the test against the original images does not adjust for that choice.
+"significant in any seed", from the adjusted p of `report.claims` (the headline's rule); the best mask is picked
+by mean test AUROC over seeds, which the sentence says, since the test against the original images does not
+adjust for that choice.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from lungprior.experiment.tables import MACRO
 from lungprior.labels import NO_FINDING
 from lungprior.masks.spec import CONTROL_MODES
-
-ALPHA = 0.05
+from lungprior.report import claims
+from lungprior.report.claims import ALPHA
 
 
 def _best(results: pd.DataFrame, backbone: str, target: str) -> tuple[str, float] | None:
@@ -26,60 +29,67 @@ def _best(results: pd.DataFrame, backbone: str, target: str) -> tuple[str, float
 
 
 def p_column(target: str) -> str:
-    """The comparisons.csv column that decides significance: bootstrap p for macro AUROC, Holm-adjusted p else."""
-    return "p" if target == "macro AUROC" else "p_holm"
+    """The comparisons.csv column that decides significance: the Holm-adjusted p, for every target."""
+    return "p_holm"
 
 
 def p_label(rows: pd.DataFrame, target: str) -> str:
     """What the deciding p-value is, e.g. "Holm-adjusted p, Obuchowski clustered DeLong (paired; ...)"."""
-    if target == "macro AUROC":
-        return "paired patient bootstrap p"
+    if target == MACRO:
+        return "Holm-adjusted paired patient bootstrap p"
     tests = rows["test"].dropna().astype(str) if "test" in rows.columns else pd.Series(dtype=str)
     name = tests.iloc[0].split(",")[0] if not tests.empty else "DeLong (paired)"
     return f"Holm-adjusted p, {name}"
 
 
 def seed_counts(rows: pd.DataFrame, target: str) -> dict[str, int]:
-    """Seeds compared, seeds with a higher / lower AUROC than the reference, and those significant (p < 0.05)."""
-    ok = rows[rows["diff"].notna() & rows[p_column(target)].notna()]
-    d, p = ok["diff"].to_numpy(dtype=float), ok[p_column(target)].to_numpy(dtype=float)
+    """Seeds compared, seeds with a higher / lower AUROC than the reference, those significant (adjusted p < 0.05)
+    and those not testable (never counted significant)."""
+    if rows.empty:
+        return {"n": 0, "higher": 0, "lower": 0, "sig_higher": 0, "sig_lower": 0, "untestable": 0}
+    ok_test = rows.apply(claims.testable, axis=1)
+    ok = rows[ok_test & rows["diff"].notna() & rows[p_column(target)].notna()]
+    d = ok["diff"].to_numpy(dtype=float)
+    sig = ok.apply(claims.significant, axis=1).to_numpy(dtype=bool) if not ok.empty else np.zeros(0, bool)
     return {"n": int(d.size), "higher": int((d > 0).sum()), "lower": int((d < 0).sum()),
-            "sig_higher": int(((d > 0) & (p < ALPHA)).sum()), "sig_lower": int(((d < 0) & (p < ALPHA)).sum())}
+            "sig_higher": int(((d > 0) & sig).sum()), "sig_lower": int(((d < 0) & sig).sum()),
+            "untestable": int((~ok_test).sum())}
 
 
 def seed_verdict(rows: pd.DataFrame, target: str, versus: str = "the original images") -> str:
     """E.g. "higher than the original images in 3/3 seeds, significantly in 2/3 (Holm-adjusted p ...)"."""
     c = seed_counts(rows, target)
     if c["n"] == 0:
+        if c["untestable"]:
+            return f"not testable against {versus}: {str(rows['note'].iloc[0]).removeprefix('not testable: ')}"
         return ""
     label = p_label(rows, target)
+    untestable = f"; not testable in {c['untestable']} seed(s)" if c["untestable"] else ""
     if c["n"] == 1:
-        r = rows[rows[p_column(target)].notna()].iloc[0]
-        p = float(r[p_column(target)])
-        floor = float(r["p_floor"]) if "p_floor" in r and pd.notna(r.get("p_floor")) else 0.0
-        p_text = f"< {floor:.2g} (the bootstrap's floor)" if floor > 0 and p <= floor else f"= {p:.3g}"
+        r = rows[rows.apply(claims.testable, axis=1) & rows[p_column(target)].notna()].iloc[0]
         ci = ""
         if {"ci_low", "ci_high"} <= set(r.index) and pd.notna(r["ci_low"]):
             ci = f", difference {r['diff']:+.3f}, 95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}"
         word = "higher than" if r["diff"] > 0 else "lower than" if r["diff"] < 0 else "equal to"
-        sig = "significantly " if p < ALPHA else "not significantly "
-        return f"{sig}{word} {versus} ({label} {p_text}{ci})"
+        sig = "significantly " if claims.significant(r) else "not significantly "
+        return f"{sig}{word} {versus} ({label} {claims.p_text(r).removeprefix('p ')}{ci}){untestable}"
     main = "higher" if c["higher"] >= c["lower"] else "lower"
     other = "lower" if main == "higher" else "higher"
     text = (f"{main} than {versus} in {c[main]}/{c['n']} seeds, significantly in {c['sig_' + main]}/{c['n']}")
     if c["sig_" + other]:
         text += f" and significantly {other} in {c['sig_' + other]}/{c['n']}"
-    return f"{text} ({label} < {ALPHA:g} per seed)"
+    return f"{text} ({label} < {ALPHA:g} per seed){untestable}"
 
 
 def seed_marker(rows: pd.DataFrame, target: str) -> tuple[str, bool]:
-    """A short cell marker, e.g. "↑3/3 (sig. 2)", and whether every seed is significant in one direction."""
+    """A short cell marker, e.g. "↑3/3 (sig. 2)", and whether every seed is significant in one direction;
+    "not testable" when no seed's comparison could be tested."""
     c = seed_counts(rows, target)
     if c["n"] == 0:
-        return "", False
+        return ("not testable", False) if c["untestable"] else ("", False)
     up = c["higher"] >= c["lower"]
     arrow, k, s = ("↑", c["higher"], c["sig_higher"]) if up else ("↓", c["lower"], c["sig_lower"])
-    return f"{arrow}{k}/{c['n']} (sig. {s})", s == c["n"]
+    return f"{arrow}{k}/{c['n']} (sig. {s})", s == c["n"] and c["untestable"] == 0
 
 
 def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: str) -> str:
@@ -93,6 +103,7 @@ def _significance(comparisons: pd.DataFrame, backbone: str, mask: str, target: s
 def findings_sentences(results: pd.DataFrame, comparisons: pd.DataFrame) -> list[str]:
     """One or two sentences per backbone: best mask (by mean test AUROC) for abnormality (macro) AUROC and for
     No Finding, with the per-seed comparison against the original images."""
+    comparisons = claims.prepare(comparisons)
     out, tested = [], False
     for backbone in dict.fromkeys(results["backbone"]):
         parts = []

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lungprior.errors import LungpriorError
-from lungprior.evaluate.stats import holm_adjust
+from lungprior.evaluate.testability import format_p
+from lungprior.experiment.tables import MACRO
 from lungprior.masks.spec import CONTROL_MODES
-
-MACRO = "macro AUROC"
+from lungprior.report import claims
 
 
 def _config(exp: Path) -> dict:
@@ -61,37 +59,27 @@ def _compared(exp: Path, results: pd.DataFrame) -> str:
             f"{f' ({size})' if size else ''}, {seeds} seed{'s' if seeds > 1 else ''}.")
 
 
-def _p_holm_over_masks(macro: pd.DataFrame) -> pd.Series:
-    """Holm-adjust the macro p-values over the masked inputs compared with the same original run."""
-    out = pd.Series(np.nan, index=macro.index)
-    for _, part in macro.groupby(["backbone", "seed"]):
-        ok = part["p"].notna()
-        if ok.any():
-            out[part.index[ok]] = holm_adjust(part.loc[ok, "p"].to_numpy(dtype=float))
-    return out
-
-
-def _fmt_p(p: float) -> str:
-    return "n/a" if math.isnan(p) else f"{p:.2g}"
-
-
 def _best_class(comparisons: pd.DataFrame, backbone: str, mask: str) -> str:
-    """'; per class: Pneumonia +0.248 (...), Holm p = 0.006' for the class with the smallest Holm p < 0.05."""
+    """'; per class, Pneumonia +0.248 (...), Holm-adjusted p = 0.006' for the significant class with the smallest
+    adjusted p (untestable classes are never claimed; they are named instead)."""
     rows = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
-                       & (comparisons["target"] != MACRO)].dropna(subset=["p_holm"])
-    if rows.empty or rows["p_holm"].min() >= 0.05:
-        return ""
-    r = rows.loc[rows["p_holm"].astype(float).idxmin()]
+                       & (comparisons["target"] != MACRO)]
+    untestable = rows[~rows.apply(claims.testable, axis=1)] if not rows.empty else rows
+    skipped = "" if untestable.empty else "; not testable: " + ", ".join(
+        f"{r['target']} ({claims.short_note(str(r.get('note') or ''))})" for _, r in untestable.iterrows())
+    sig = rows[rows.apply(claims.significant, axis=1)] if not rows.empty else rows
+    if sig.empty:
+        return skipped
+    r = sig.loc[sig["p_holm"].astype(float).idxmin()]
     ci = (f" (95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
           if "ci_low" in r and pd.notna(r["ci_low"]) and pd.notna(r.get("ci_high")) else "")
-    return f"; per class, {r['target']} {r['diff']:+.3f}{ci}, Holm-adjusted p = {_fmt_p(float(r['p_holm']))}"
+    return f"; per class, {r['target']} {r['diff']:+.3f}{ci}, Holm-adjusted {claims.p_text(r)}{skipped}"
 
 
 def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     macro = comparisons[comparisons["target"] == MACRO].copy()
     if macro.empty:
         return "Result: no masked input was compared with the original films."
-    macro["p_adj"] = _p_holm_over_masks(macro)
     auc = results[results["class"] == "macro"]
     candidates = auc[auc["mask"] != "original"]
     if "mode" in candidates.columns:  # controls (the lungs removed) are never the headline's masked input
@@ -104,24 +92,34 @@ def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     best = auc[(auc["backbone"] == backbone) & (auc["mask"] == mask)]
     orig = auc[(auc["backbone"] == backbone) & (auc["mask"] == "original")]
     n_masks = int(macro.groupby(["backbone", "seed"]).size().max())
-    holm = f"Holm over {n_masks} masked inputs" if n_masks > 1 else "one comparison"
-    diff, p_adj = rows["diff"].astype(float), rows["p_adj"].astype(float)
-    sig = bool((p_adj < 0.05).all())
-    verdict = ("beats" if diff.mean() > 0 else "is worse than") if sig else "does not differ significantly from"
+    holm = claims.family(MACRO, n_masks)
+    per_class = _best_class(comparisons, backbone, mask)
+    tested = rows[rows.apply(claims.testable, axis=1)]
+    if tested.empty:
+        note = claims.short_note(str(rows["note"].iloc[0])) if len(rows) else ""
+        claim = per_class.removeprefix("; ") if "per class" in per_class else "no significance claim can be made"
+        return f"Result: macro AUROC of {mask} vs original for {backbone} is not testable ({note}); {claim}."
+    diff = tested["diff"].astype(float)
+    sig = tested.apply(claims.significant, axis=1)
+    verdict = ("beats" if diff.mean() > 0 else "is worse than") if bool(sig.all()) and len(tested) == len(rows) \
+        else "does not differ significantly from"
     if len(rows) == 1:
         r = rows.iloc[0]
         o = orig.iloc[0] if len(orig) else None
         ref = (f" vs {o['auroc']:.3f} [{o['ci_low']:.3f}, {o['ci_high']:.3f}]" if o is not None else "")
         b = best.iloc[0]
+        raw = format_p(float(r["p"]), bool(r.get("p_bound", False)))
         return (f"Result: {mask} {verdict} original for {backbone}: macro AUROC {b['auroc']:.3f} "
                 f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]{ref}; difference {r['diff']:+.3f} "
-                f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}), {r['test']} p = {_fmt_p(float(r['p']))}, "
-                f"{holm}: p = {_fmt_p(float(r['p_adj']))}{_best_class(comparisons, backbone, mask)}.")
-    n_sig = int((p_adj < 0.05).sum())
-    return (f"Result: {mask} {verdict} original for {backbone} (significant in {n_sig} of {len(rows)} seeds): "
-            f"macro AUROC {best['auroc'].mean():.3f} vs {orig['auroc'].mean():.3f} (mean over seeds); difference "
-            f"{diff.min():+.3f} to {diff.max():+.3f} over seeds (95% CIs from {rows['ci_low'].min():+.3f} to "
-            f"{rows['ci_high'].max():+.3f}), {holm}: p {_fmt_p(float(p_adj.min()))} to {_fmt_p(float(p_adj.max()))}.")
+                f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}), {r['test']} {raw}, "
+                f"{holm}: {claims.p_text(r)}{per_class}.")
+    ps = [claims.claim_p(r) for _, r in tested.iterrows()]
+    lo, hi = min(ps), max(ps)
+    return (f"Result: {mask} {verdict} original for {backbone} (significant in {int(sig.sum())} of {len(rows)} "
+            f"seeds): macro AUROC {best['auroc'].mean():.3f} vs {orig['auroc'].mean():.3f} (mean over seeds); "
+            f"difference {diff.min():+.3f} to {diff.max():+.3f} over seeds (95% CIs from "
+            f"{tested['ci_low'].min():+.3f} to {tested['ci_high'].max():+.3f}), {holm}: "
+            f"{format_p(*lo)} to {format_p(*hi).removeprefix('p = ').removeprefix('p ')}.")
 
 
 def headline_lines(exp_dir: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> list[str]:
@@ -131,13 +129,13 @@ def headline_lines(exp_dir: str | os.PathLike[str], report: str | os.PathLike[st
     if missing:
         raise LungpriorError(f"{exp}: no {' or '.join(missing)} (run the experiment first)")
     results = pd.read_csv(exp / "results.csv")
-    comparisons = pd.read_csv(exp / "comparisons.csv")
+    comparisons = claims.read_comparisons(exp)
     where = Path(report) if report is not None else exp / "report.html"
     return [_compared(exp, results), _outcome(results, comparisons),
             f"Report: {where} (tables: results.csv, comparisons.csv in {exp})."]
 
 
 def headline_html(exp_dir: str | os.PathLike[str], report: str | os.PathLike[str] | None = None) -> str:
-    """The same lines as an HTML block for the top of the report."""
-    lines = headline_lines(exp_dir, report)
+    """The first two lines as an HTML block for the top of the report (not the line naming the report itself)."""
+    lines = headline_lines(exp_dir, report)[:2]
     return '<div class="headline">' + "".join(f"<p>{html.escape(s)}</p>" for s in lines) + "</div>"

@@ -15,10 +15,11 @@ from lungprior.data.atomic import atomic_open
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.testability import format_p
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
-from lungprior.report import figures
+from lungprior.report import claims, figures
 from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.headline import headline_html
 from lungprior.report.priors import prior_sections
@@ -115,7 +116,9 @@ def _overlay(cfg: ExperimentConfig, manifest: Path, masks_dir: Path) -> str:
 
 def _auroc_table(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     """Per backbone x mask x class: the AUROC (one seed: with its 95% patient-bootstrap CI; several seeds: the
-    mean with the range over seeds) and the per-seed comparison with the original images (↑k/n (sig. s))."""
+    mean with the range over seeds) and the per-seed comparison with the original images (↑k/n (sig. s), or
+    "not testable" with the counts)."""
+    comparisons = claims.prepare(comparisons)
     rows = []
     for (backbone, mask), part in results.groupby(["backbone", "mask"], sort=False):
         row: dict[str, Any] = {"backbone": backbone, "mask": mask}
@@ -132,6 +135,8 @@ def _auroc_table(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
             sel = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
                               & (comparisons["target"] == cmp_target)] if mask != "original" else comparisons[:0]
             marker, all_sig = seed_marker(sel, cmp_target) if not sel.empty else ("", False)
+            if marker == "not testable":
+                marker += f" ({claims.short_note(sel['note'].iloc[0])})"
             row[target] = (f'<span class="{"sig" if all_sig else ""}">{html.escape(text)}'
                            f'{" " + html.escape(marker) if marker else ""}</span>')
         rows.append(row)
@@ -145,9 +150,22 @@ def _auroc_note(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
     return ("<p class='note'>One seed: AUROC [95% CI, patient-clustered bootstrap]. Several seeds: mean AUROC "
             "(lowest–highest over seeds); the seeds share the test films, so the range is not a confidence "
             "interval. ↑k/n (sig. s): the masked model's AUROC is higher (↓ lower) than on the original images "
-            f"in k of n seeds, significantly (p &lt; 0.05) in s of them; per class and No Finding: Holm-adjusted "
-            f"{html.escape(per_class)} p; macro: paired patient bootstrap p. Bold red: significant in every "
-            "seed in the same direction.</p>")
+            f"in k of n seeds, significantly (adjusted p &lt; 0.05) in s of them; per class and No Finding: "
+            f"Holm-adjusted {html.escape(per_class)} p (over the five findings and No Finding); macro: paired "
+            "patient bootstrap p, Holm-adjusted over the masked inputs compared with the same original run. "
+            "Not testable: too few patients with or without the finding for a test (the counts are given); such "
+            "a comparison is never called significant. Bold red: significant in every seed in the same "
+            "direction.</p>")
+
+
+def comparison_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Comparison rows as shown: p and adjusted p printed with their bounds, untestable rows with their note."""
+    out = rows.reindex(columns=["backbone", "seed", "mask", "target", "auc_a", "auc_b", "diff", "ci_low", "ci_high",
+                                "n_pos", "n_pos_patients", "n_neg", "n_neg_patients", "test"])
+    out.insert(9, "p", [format_p(r["p"], claims.p_bounds_row(r)) if claims.testable(r) else "–"
+                        for _, r in rows.iterrows()])
+    out.insert(10, "adjusted p", [claims.p_text(r) for _, r in rows.iterrows()])
+    return out.dropna(axis=1, how="all")
 
 
 def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -185,7 +203,7 @@ def _calibration_section(runs: list[dict[str, Any]]) -> str:
 def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], data: dict, seg: dict | None) -> Path:
     """Write `exp/report.html` from the experiment's tables and run folders."""
     results = pd.read_csv(exp / "results.csv")
-    comparisons = pd.read_csv(exp / "comparisons.csv")
+    comparisons = claims.read_comparisons(exp)
     efficiency = pd.read_csv(exp / "efficiency.csv")
     manifest = Path(data["manifest"])
     sections = [f"<h1>lungprior report: {html.escape(cfg.name)}</h1>", headline_html(exp, exp / "report.html"),
@@ -215,10 +233,10 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
                     "</p>" + _img(figures.auroc_bars(results, NO_FINDING, "No Finding AUROC"), "No Finding"))
     nf = comparisons[comparisons["target"] == NO_FINDING]
     if not nf.empty:
-        cols = ["backbone", "seed", "mask", "auc_a", "auc_b", "diff", "ci_low", "ci_high", "p", "p_holm", "test"]
         sections.append("<p class='note'>Masked (auc_a) vs original (auc_b) per seed; diff with its 95% CI and p "
                         "from the test named in the last column (Holm-adjusted over the five findings and No "
-                        "Finding).</p>" + _table(nf.reindex(columns=cols)))
+                        "Finding; ≤: a bound at the bootstrap's floor). Films and patients with (pos) and without "
+                        "(neg) No Finding.</p>" + _table(comparison_rows(nf)))
     sections.append(_calibration_section(runs))
     sections.append("<h2>Training efficiency</h2>" + _img(figures.efficiency_figure(efficiency), "efficiency")
                     + _table(efficiency))
