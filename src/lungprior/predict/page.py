@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
+from lungprior.evaluate.calibration import calibration_status, read_calibration
 from lungprior.labels import FINDINGS
 from lungprior.report.html import write_page
 
@@ -38,11 +40,11 @@ def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd
         f"<td>{html.escape(str(r['reason']))}</td></tr>"
         for _, r in errors.iterrows()
     )
-    calibrated = "calibrated" if (scored.get("calibrated") == "yes").any() else "uncalibrated"
     body = [
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{len(scored)} film(s) scored ({calibrated} probabilities), {len(rest)} not scored, "
+        f"<p>{len(scored)} film(s) scored, {len(rest)} not scored, "
         f"{len(errors)} unreadable. Sorted by the highest finding probability.</p>",
+        _calibration_list(out),
         f"<table id='films'><thead><tr><th>rank</th><th>film</th>{heads}<th>lung QC</th><th>picture</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table>",
     ]
@@ -50,6 +52,17 @@ def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd
         body.append("<h2>Unreadable files</h2><table id='errors'><thead><tr><th>id</th><th>path</th><th>reason</th>"
                     f"</tr></thead><tbody>{err_rows}</tbody></table>")
     return write_page(out / "index.html", title, _STYLE, "".join(body))
+
+
+def _calibration_list(out: Path) -> str:
+    """Per finding, whether its probabilities are calibrated (from the run named in `OUT/predict.json`)."""
+    try:
+        run = json.loads((out / "predict.json").read_text(encoding="utf-8"))["run"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "<p id='calibration'>Calibration: unknown (no predict.json).</p>"
+    status = calibration_status(read_calibration(run))
+    items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in status.items())
+    return f"<div id='calibration'><p>Probabilities per finding:</p><ul>{items}</ul></div>"
 
 
 def _row(r: pd.Series, rank: int | None) -> str:

@@ -218,7 +218,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     sections.append(_img(figures.auroc_bars(results, "macro", "Macro AUROC (five findings)"), "macro AUROC"))
     sections.append(prior_sections(results, efficiency, _table))
     sections.append(recommendation_section(runs, cfg.evaluation.no_finding, _table,
-                                           n_resamples=cfg.evaluation.bootstrap))
+                                           n_resamples=cfg.evaluation.bootstrap, comparisons=comparisons))
     if results["mask"].nunique() > 2:
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
     sections.append("<h2>ROC curves</h2>")

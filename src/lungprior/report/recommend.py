@@ -4,7 +4,9 @@ For one backbone, every prior's test predictions (all seeds) are scored on the s
 bootstrap resamples of the test split: a prior's AUROC in a resample is its mean over seeds. The recommended
 prior is the one with the highest AUROC on the full test split; the evidence is its AUROC with a 95%
 percentile CI, the runner-up, and how often it wins across resamples. The `nolung` control is never
-recommended. The best radius is the same choice among tight (0 mm), loose (r mm) and original (no mask),
+recommended, nor an input whose AUROC is at or below chance (0.5). Every prior's No Finding score comes from its
+calibrated probabilities. The "vs original" column is the report's claim from comparisons.csv (adjusted p).
+The best radius is the same choice among tight (0 mm), loose (r mm) and original (no mask),
 with a 95% interval of the winning radius over the resamples.
 """
 
@@ -20,15 +22,23 @@ import numpy as np
 import pandas as pd
 
 from lungprior.evaluate.bootstrap import cluster_weights, weighted_auroc
+from lungprior.evaluate.calibration import apply_calibration, read_calibration
 from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
 from lungprior.masks.spec import CONTROL_MODES
+from lungprior.report import claims
+from lungprior.report.findings import seed_marker
 
 RADIUS_MODES = ("tight", "loose", "original")
+CHANCE = 0.5
+NONE = "none (no input above chance)"
 
 
 def _predictions(run: dict[str, Any]) -> pd.DataFrame:
+    """A run's test predictions by image, calibrated with its `calibration.json` (as every other No Finding score)."""
     df = pd.read_csv(Path(run["run_dir"]) / "predictions.csv", dtype={"image_id": str, "patient_id": str})
+    calib = read_calibration(run["run_dir"])
+    df = apply_calibration(df, calib) if calib is not None else df
     return df.sort_values("image_id").reset_index(drop=True)
 
 
@@ -76,6 +86,9 @@ def choose(runs: list[dict[str, Any]], *, modes: tuple[str, ...] | None = None, 
             if len(point) < len(priors):
                 continue
             order = np.argsort(point)[::-1]
+            if point[int(order[0])] <= CHANCE:  # no input beats chance: nothing to recommend
+                rows.append({"backbone": backbone, "target": target, "best": NONE, "auroc": point[int(order[0])]})
+                continue
             b = np.array(boot)  # (priors, resamples)
             winners = np.nanargmax(np.where(np.isnan(b), -np.inf, b), axis=0)
             best = int(order[0])
@@ -96,17 +109,42 @@ def _radius_text(r: float) -> str:
     return "original" if math.isinf(r) else ("tight" if r == 0 else f"{r:g} mm")
 
 
+def _versus_original(rec: pd.DataFrame, comparisons: pd.DataFrame | None) -> list[str]:
+    """Per recommendation, the comparison of that prior with the original films as the report states it."""
+    out = []
+    for _, r in rec.iterrows():
+        if comparisons is None or comparisons.empty or r["best"] in ("original", NONE):
+            out.append("")
+            continue
+        rows = comparisons[(comparisons["backbone"] == r["backbone"]) & (comparisons["mask"] == r["best"])
+                           & (comparisons["target"] == r["target"])]
+        marker, _ = seed_marker(rows, r["target"]) if not rows.empty else ("", False)
+        if marker == "not testable":
+            marker += f" ({claims.short_note(rows['note'].iloc[0])})"
+        elif len(rows) == 1 and marker:
+            marker = f"{marker}, {claims.p_text(rows.iloc[0])}"
+        out.append(marker)
+    return out
+
+
 def recommendation_section(runs: list[dict[str, Any]], no_finding: str, table: Callable[[pd.DataFrame], str],
-                           *, n_resamples: int = 500) -> str:
+                           *, n_resamples: int = 500, comparisons: pd.DataFrame | None = None) -> str:
     """HTML: the recommended prior per finding and for No Finding, and the best radius per finding."""
     parts = []
     rec = choose(runs, n_resamples=n_resamples, no_finding=no_finding)
     if not rec.empty:
-        shown = rec.drop(columns=["radius_mm", "radius_low", "radius_high"])
-        parts.append("<h2>Which prior for which finding</h2><p class='note'>Highest test AUROC (mean over seeds); "
-                     "CI and win share from one patient-clustered bootstrap shared by all priors; the nolung "
-                     "control is never recommended.</p>" + table(shown))
+        comparisons = claims.prepare(comparisons) if comparisons is not None else None
+        shown = rec.drop(columns=["radius_mm", "radius_low", "radius_high"], errors="ignore")
+        shown.insert(3, "vs original (adjusted p)", _versus_original(rec, comparisons))
+        parts.append("<h2>Which prior for which finding</h2><p class='note'>Highest test AUROC (mean over seeds), "
+                     "never an input at or below chance; CI and win share from one patient-clustered bootstrap "
+                     "shared by all priors; the nolung control is never recommended. No Finding from calibrated "
+                     "probabilities. vs original: the per-seed comparison with the original films (↑k/n: higher "
+                     "in k of n seeds, sig.: adjusted p &lt; 0.05), the same claim as the AUROC table; a highest "
+                     "AUROC without a significant comparison is not evidence that the prior helps.</p>"
+                     + table(shown))
     radius = choose(runs, modes=RADIUS_MODES, n_resamples=n_resamples, no_finding=no_finding)
+    radius = radius[radius["best"] != NONE] if not radius.empty else radius
     if not radius.empty:
         shown = radius.assign(radius=[_radius_text(r) for r in radius["radius_mm"]],
                               interval=[f"{_radius_text(lo)} to {_radius_text(hi)}" for lo, hi in
