@@ -7,6 +7,7 @@ import math
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -26,6 +27,14 @@ def macro_auroc(aucs: dict[str, float]) -> float:
     """Mean over the findings whose AUROC is defined (NaN when none is)."""
     values = [v for v in aucs.values() if not math.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
+
+
+def undefined_auroc_message(aucs: dict[str, float]) -> str:
+    """'validation AUROC undefined for Nodule, Edema (...); the macro validation AUROC is over 3 of 5 findings'."""
+    undefined = [k for k, v in aucs.items() if math.isnan(v)]
+    return (f"validation AUROC undefined for {', '.join(undefined)} (the validation split has no film with, or none "
+            f"without, the finding); the macro validation AUROC is over {len(aucs) - len(undefined)} of "
+            f"{len(aucs)} findings")
 
 
 def unique_items(labels: np.ndarray, probs: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,6 +60,7 @@ class Classifier(L.LightningModule):
         self.lr, self.weight_decay, self.epochs = lr, weight_decay, epochs
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.last_val_aurocs: dict[str, float] = {}
+        self._warned: set[tuple[str, ...]] = set()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -82,6 +92,10 @@ class Classifier(L.LightningModule):
             probs, labels, index = (t.reshape(-1, *t.shape[2:]) for t in self.all_gather((probs, labels, index)))
         aucs = per_finding_auroc(*unique_items(labels.cpu().numpy(), probs.cpu().numpy(), index.cpu().numpy()))
         self.last_val_aurocs = aucs
+        undefined = [k for k, v in aucs.items() if math.isnan(v)]
+        if undefined and not self.trainer.sanity_checking and tuple(undefined) not in self._warned:
+            self._warned.add(tuple(undefined))
+            rank_zero_warn(undefined_auroc_message(aucs))
         self.log("val_auroc", macro_auroc(aucs), prog_bar=True, sync_dist=False)
         for name, value in aucs.items():
             self.log(f"val_auroc_{name}", value, sync_dist=False)

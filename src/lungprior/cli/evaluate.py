@@ -65,15 +65,16 @@ def evaluate_command(
     console.print(table)
     nf = metrics["no_finding"]
     if nf.get("auroc_uncalibrated") is not None and nf["auroc"].get("estimate") is not None:
-        console.print(f"No Finding AUROC from calibrated probabilities (Platt, fitted on val): "
+        console.print(f"No Finding AUROC from calibrated probabilities (fitted on val): "
                       f"{nf['auroc']['estimate']:.3f}; from raw outputs: {nf['auroc_uncalibrated']:.3f}")
     calib = metrics.get("calibration")
     if calib:
         console.print("ECE raw -> calibrated: " + ", ".join(
             f"{k} {calib['raw'][k]['ece']:.3f} -> {calib['calibrated'][k]['ece']:.3f}" for k in FINDINGS))
-    for note in metrics["warnings"]:
-        console.print(f"warning: {note}")
     console.print(f"wrote {run / 'metrics.json'}")
+    from lungprior.report.run_warnings import print_warnings, run_warnings
+
+    print_warnings(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True), run_warnings(run))
 
 
 def compare_command(

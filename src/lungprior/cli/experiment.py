@@ -47,6 +47,14 @@ def experiment_command(
         return
     _print_results(console, exp)
     _print_headline(console, exp, result.report, time.perf_counter() - start)
+    _print_warnings(console, exp, result.runs)
+
+
+def _print_warnings(console: Console, exp: Path, runs: list[dict]) -> None:
+    from lungprior.report.run_warnings import experiment_warnings, print_warnings
+
+    print_warnings(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
+                   experiment_warnings(exp, runs))
 
 
 def _print_headline(console: Console, exp: Path, report: Path | None, seconds: float) -> None:
@@ -77,6 +85,7 @@ def demo_command(
     result = run_experiment(cfg, out, log=console.print)
     _print_results(console, out)
     _print_headline(console, out, result.report, time.perf_counter() - start)
+    _print_warnings(console, out, result.runs)
 
 
 def register(app: typer.Typer) -> None:

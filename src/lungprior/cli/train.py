@@ -93,6 +93,9 @@ def train_command(
     state = "already finished" if result.already_finished else state
     typer.echo(f"run {state}: {result.run_dir}")
     plain_console().print(summary_table(result))
+    from lungprior.report.run_warnings import print_warnings, run_warnings
+
+    print_warnings(typer.echo, run_warnings(result.run_dir))
 
 
 def summary_table(result: TrainResult) -> Table:
@@ -102,7 +105,8 @@ def summary_table(result: TrainResult) -> Table:
     table.add_column("", justify="right")
     table.add_row("epochs run", str(result.epochs_run))
     table.add_row("best epoch", str(result.best_epoch))
-    table.add_row("best val AUROC (macro)", f"{result.best_val_auroc:.4f}")
+    defined = sum(v is not None and v == v for v in result.val_auroc_per_finding.values())
+    table.add_row(f"best val AUROC (macro over {defined} of {len(FINDINGS)})", f"{result.best_val_auroc:.4f}")
     for name in FINDINGS:
         value = result.val_auroc_per_finding.get(name)
         table.add_row(f"  {name}", "-" if value is None else f"{value:.4f}")

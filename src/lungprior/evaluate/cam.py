@@ -5,6 +5,10 @@
 - pointing game (synthetic benchmark): the share of those images whose CAM maximum falls on the class's
   lesion (ground truth from the benchmark's `lesions/` folder, 1-pixel tolerance at the model input); a
   constant (e.g. all-zero) CAM has no maximum and is left out of the pointing game (counted in `flat_cams`).
+
+A Grad-CAM map has the resolution of the last feature stage (`cam_size`, e.g. 2 x 2 for a ResNet at 64 px);
+coarser than `MIN_CAM_SIZE` per side, upsampling it to the input says nothing about lungs versus the rest, so
+attention-in-lung and the pointing game are not measured (None, with `not_measurable` saying why).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from lungprior.labels import FINDINGS
 from lungprior.masks import crop_region
 from lungprior.segment.infer.paths import mask_path_for
 
+MIN_CAM_SIZE = 7  # the coarsest Grad-CAM map (per side) whose attention-in-lung is reported
 CropFn = Callable[[str, tuple[int, ...]], "tuple[slice, slice] | None"]
 
 
@@ -117,6 +122,7 @@ def cam_analysis(
     rng = np.random.default_rng(seed)
     summary: dict = {"split": split, "per_class": {}, "max_per_class": max_per_class}
     examples: list[CamExample] = []
+    cam_size: tuple[int, int] | None = None
     with GradCAM(model=model, target_layers=[target_layer(model)]) as cam:
         for j, finding in enumerate(FINDINGS):
             positives = np.flatnonzero(ds.labels[:, j] > 0.5)
@@ -126,15 +132,16 @@ def cam_analysis(
             for rank, i in enumerate(positives):
                 x, _, _ = ds[int(i)]
                 grayscale = cam(input_tensor=x.unsqueeze(0).to(dev), targets=[ClassifierOutputTarget(j)])[0]
+                if cam_size is None and cam.activations_and_grads.activations:
+                    cam_size = tuple(int(v) for v in cam.activations_and_grads.activations[-1].shape[-2:])
+                flat += not grayscale.max() > grayscale.min()
                 lungs = ds.lung_mask(int(i)) if has_lungs else None
                 if lungs is not None and grayscale.sum() > 0:
                     in_lung.append(float(grayscale[lungs].sum() / grayscale.sum()))
                 lesion = lesion_mask(lesions_dir, ds.image_ids[int(i)], finding, ds.image_size, crop)
                 if lesion is not None and lesion.any():
                     hit = pointing_hit(grayscale, lesion)
-                    if hit is None:
-                        flat += 1
-                    else:
+                    if hit is not None:
                         hits.append(hit)
                 if rank < keep_examples:
                     examples.append(CamExample(ds.image_ids[int(i)], finding, ds.raw_image(int(i)), grayscale,
@@ -146,6 +153,13 @@ def cam_analysis(
                 "pointing_game_n": len(hits),
                 "flat_cams": flat,
             }
+    summary["cam_size"] = list(cam_size) if cam_size else None
+    if cam_size and min(cam_size) < MIN_CAM_SIZE:
+        summary["not_measurable"] = (f"Grad-CAM map of {cam_size[0]}×{cam_size[1]} cells at {ds.image_size} px input "
+                                     f"(coarser than {MIN_CAM_SIZE}×{MIN_CAM_SIZE}): attention in lung and pointing "
+                                     "game not measurable")
+        for v in summary["per_class"].values():
+            v.update(attention_in_lung=None, pointing_game=None, pointing_game_n=0)
     values = [v["attention_in_lung"] for v in summary["per_class"].values() if v["attention_in_lung"] is not None]
     points = [v["pointing_game"] for v in summary["per_class"].values() if v["pointing_game"] is not None]
     summary["attention_in_lung"] = float(np.mean(values)) if values else None

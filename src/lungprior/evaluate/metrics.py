@@ -67,6 +67,47 @@ def _zero_width_note(name: str, ci: dict[str, Any]) -> str | None:
             "resample); the interval does not express the uncertainty of a perfect or near-perfect separation")
 
 
+SKIPPED = "bootstrap resamples skipped"
+SKIP_SHARE = 0.05  # skipped resamples worth a warning (as evaluate.bootstrap warns)
+
+
+def _empty_side(entry: dict[str, Any]) -> str:
+    return "no film with the finding" if entry["n_positive"] == 0 else "no film without the finding"
+
+
+def _skipped_notes(per_class: dict[str, Any], macro: tuple, nf: dict[str, Any], n_resamples: int) -> list[str]:
+    """Bootstrap resamples skipped because a class was absent from them, named per class (and for the macro)."""
+    notes, absent = [], []
+    for k, entry in [*per_class.items(), (NO_FINDING, nf)]:
+        skipped = entry.get("auroc", {}).get("n_skipped") or 0
+        if skipped and entry.get("auroc", {}).get("estimate") is not None:
+            absent.append(f"{k} in {skipped}")
+            if skipped >= SKIP_SHARE * n_resamples:
+                notes.append(f"{k}: {skipped} of {n_resamples} {SKIPPED} (no film with or without the finding in "
+                             f"them; {entry['n_positive']} test films have it); its interval may be unreliable")
+    skipped = getattr(macro, "n_skipped", 0)
+    if skipped and skipped >= SKIP_SHARE * n_resamples:
+        which = ", ".join(a for a in absent if not a.startswith(NO_FINDING))
+        notes.append(f"macro AUROC: {skipped} of {n_resamples} {SKIPPED} (a class absent: {which}); its interval "
+                     "may be unreliable")
+    return notes
+
+
+def _validation_notes(val: pd.DataFrame | None, calib: dict[str, Any] | None) -> list[str]:
+    """Empty validation classes (no threshold chosen) and classes whose probabilities stay raw."""
+    if val is None:
+        return []
+    notes = []
+    for k in FINDINGS:
+        n_pos = int(val[k].sum())
+        if n_pos in (0, len(val)):
+            notes.append(f"{k}: {_empty_side({'n_positive': n_pos})} in the validation split; no threshold chosen")
+        entry = (calib or {}).get("params", {}).get(k, {})
+        if entry.get("method") == "raw" and n_pos not in (0, len(val)):
+            notes.append(f"{k}: probabilities not calibrated ({entry.get('reason', 'raw scores')})")
+    return notes
+
+
 def _operating_point(y_val: np.ndarray | None, s_val: np.ndarray | None, y: np.ndarray, s: np.ndarray) -> dict:
     """Youden threshold chosen on validation, applied to test."""
     if y_val is None or s_val is None or y_val.min() == y_val.max():
@@ -87,6 +128,7 @@ def evaluation_metrics(
     thresholds and calibration are evaluated in-sample (noted in the output).
     """
     check_predictions(test, "test predictions")
+    split_name = "validation" if in_sample else "test"
     if val is not None:
         check_predictions(val, "validation predictions")
     calib = fit_calibration(val) if val is not None else None
@@ -101,7 +143,7 @@ def evaluation_metrics(
         for j, k in enumerate(FINDINGS):
             entry: dict[str, Any] = {"n_positive": int(y[:, j].sum()), "n_negative": int((1 - y[:, j]).sum())}
             if entry["n_positive"] == 0 or entry["n_negative"] == 0:
-                notes.append(f"{k}: only one label in the split; AUROC undefined")
+                notes.append(f"{k}: {_empty_side(entry)} in the {split_name} split; AUROC undefined")
                 entry.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))
             else:
                 entry["auroc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auroc", n_resamples, alpha, seed))
@@ -117,7 +159,8 @@ def evaluation_metrics(
         nf: dict[str, Any] = {"method": no_finding, "n_positive": int(nf_y.sum()),
                               "probabilities": "calibrated (fitted on val)" if calib else "raw outputs"}
         if nf_y.min() == nf_y.max():
-            notes.append("No Finding: only one label in the split; AUROC undefined")
+            notes.append(f"{NO_FINDING}: {_empty_side({'n_positive': int(nf_y.sum())})} in the {split_name} split; "
+                         "AUROC undefined")
             nf.update(auroc=_ci((np.nan,) * 3), auprc=_ci((np.nan,) * 3))
         else:
             nf["auroc"] = _ci(bootstrap_metric_ci(nf_y, nf_s, groups, "auroc", n_resamples, alpha, seed))
@@ -132,7 +175,10 @@ def evaluation_metrics(
         nf.update(_operating_point(val[NO_FINDING].to_numpy(dtype=np.int64) if val is not None else None,
                                   nf_val, nf_y, nf_s))
     notes = [n for n in notes if n]
-    notes.extend(sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateDataWarning)}))
+    notes.extend(_skipped_notes(per_class, macro, nf, n_resamples))
+    notes.extend(_validation_notes(val, calib))
+    notes.extend(sorted({str(w.message) for w in caught if issubclass(w.category, DegenerateDataWarning)
+                         and SKIPPED not in str(w.message)}))  # skipped resamples: named per class above
     if in_sample and val is not None:
         notes.append("thresholds and calibration were chosen on val and are evaluated on val: sensitivity, "
                      "specificity and calibration here are in-sample (optimistic)")

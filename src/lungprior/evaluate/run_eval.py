@@ -59,9 +59,21 @@ def evaluate_run(
 
         summary, examples = cam_analysis(run, split, max_per_class=max_cam, seed=seed, device=device)
         metrics["attention"] = summary
-        write_cam_gallery(examples, run / CAM_GALLERY, title=f"{run.name}: Grad-CAM on {split} positives")
+        write_cam_gallery(examples, run / CAM_GALLERY, title=f"{run_title(metrics['config'])}: Grad-CAM on {split} "
+                          "positives")
     write_json(run / (METRICS if split == "test" else f"metrics_{split}.json"), metrics)
     return metrics
+
+
+def run_title(config: dict[str, Any]) -> str:
+    """'resnet18, tight, seed 0': what a run trained (from its config.json), not its folder's name."""
+    from lungprior.classify.config import TrainConfig
+
+    try:
+        mask = TrainConfig.from_dict(config).mask_spec().key()
+    except (TypeError, ValueError, LungpriorError):
+        mask = str(config.get("mode", "?"))
+    return f"{config.get('backbone', '?')}, {mask}, seed {config.get('seed', '?')}"
 
 
 def load_predictions(run_dir: str | os.PathLike[str]) -> pd.DataFrame:

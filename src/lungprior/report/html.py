@@ -24,6 +24,7 @@ from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.headline import headline_html
 from lungprior.report.priors import prior_sections
 from lungprior.report.recommend import recommendation_section
+from lungprior.report.run_warnings import experiment_warnings, warnings_html
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
@@ -32,6 +33,7 @@ table{border-collapse:collapse;font-size:0.85em;margin:8px 0} td,th{border:1px s
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} .sig{color:#c0392b;font-weight:bold}
 img{max-width:100%} .note{color:#666;font-size:0.85em}
 .headline{background:#f6f8fa;border-left:4px solid #2c7be5;padding:4px 12px}
+.warnings{background:#fff8e6;border-left:4px solid #e0a800;padding:4px 12px;margin-top:8px;font-size:0.9em}
 """
 
 
@@ -207,6 +209,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     efficiency = pd.read_csv(exp / "efficiency.csv")
     manifest = Path(data["manifest"])
     sections = [f"<h1>lungprior report: {html.escape(cfg.name)}</h1>", headline_html(exp, exp / "report.html"),
+                warnings_html(experiment_warnings(exp, runs)),
                 f'<p class="note">lungprior {__version__}; {len(runs)} runs; backbones '
                 f'{", ".join(cfg.training.backbones)}; seeds {cfg.training.seeds}</p>']
     sections.append("<h2>Findings</h2><ul>" + "".join(
@@ -241,6 +244,9 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     sections.append("<h2>Training efficiency</h2>" + _img(figures.efficiency_figure(efficiency), "efficiency")
                     + _table(efficiency))
     att = results[results["attention_in_lung"].notna()]
+    unmeasured = _unmeasured_attention(runs)
+    if att.empty and unmeasured:
+        sections.append("<h2>Where the models look</h2><p>Not measurable: " + html.escape(unmeasured) + ".</p>")
     if not att.empty:
         pivot = att.pivot_table(index=["backbone", "mask"], columns="class", values="attention_in_lung").reset_index()
         sections.append("<h2>Where the models look</h2><p>Share of Grad-CAM energy inside the tight lung mask, "
@@ -253,6 +259,18 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
             if r["seed"] == cfg.training.seeds[0] and r["backbone"] == cfg.training.backbones[0] and gallery.is_file():
                 sections.append(f"<p>{html.escape(r['mask'])}</p>" + _img(figures.png_file_uri(str(gallery)), "CAM"))
     return write_page(exp / "report.html", f"lungprior report: {cfg.name}", STYLE, "".join(sections))
+
+
+def _unmeasured_attention(runs: list[dict[str, Any]]) -> str:
+    """Why attention in the lungs was not measured (a too coarse Grad-CAM map), from the first run that says so."""
+    for r in runs:
+        try:
+            att = json.loads((Path(r["run_dir"]) / "metrics.json").read_text()).get("attention") or {}
+        except (OSError, ValueError):
+            continue
+        if att.get("not_measurable"):
+            return str(att["not_measurable"])
+    return ""
 
 
 def write_page(path: Path, title: str, style: str, body: str) -> Path:
