@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lungprior.labels import FINDINGS, NO_FINDING
 from lungprior.report.recommend import choose, recommendation_section
@@ -52,3 +53,32 @@ def test_choose_recommends_the_right_prior_and_radius(tmp_path: Path) -> None:
     assert set(only_loose["best"]) <= {"tight", "loose-20mm"}
     html = recommendation_section(runs, "max", lambda df: df.to_html(), n_resamples=50)
     assert "Which prior for which finding" in html and "Best radius per finding" in html and "20 mm" in html
+
+
+def test_nothing_at_or_below_chance_is_recommended(tmp_path: Path) -> None:
+    runs = _write_runs(tmp_path)
+    for r in runs:  # every prior ranks Fibrosis backwards
+        df = pd.read_csv(Path(r["run_dir"]) / "predictions.csv")
+        df["p_Fibrosis"] = 1 - df["p_Fibrosis"]
+        df.to_csv(Path(r["run_dir"]) / "predictions.csv", index=False)
+    rec = choose(runs, n_resamples=50).set_index("target")
+    assert rec.loc["Fibrosis", "best"] == "none (no input above chance)" and rec.loc["Fibrosis", "auroc"] < 0.5
+    assert rec.loc["Mass", "best"] == "tight"
+    comparisons = pd.DataFrame([{"backbone": "b", "seed": s, "mask": "tight", "target": "Mass", "diff": 0.1,
+                                 "p": 0.001, "p_holm": 0.006, "testable": True} for s in (0, 1)])
+    html = recommendation_section(runs, "max", lambda df: df.to_html(), n_resamples=50, comparisons=comparisons)
+    assert "none (no input above chance)" in html and "↑2/2 (sig. 2)" in html
+
+
+def test_no_finding_uses_each_runs_calibrated_probabilities(tmp_path: Path) -> None:
+    """A calibration that changes the scale of one class changes the No Finding ranking, not the class's AUROC."""
+    import json
+
+    runs = _write_runs(tmp_path)
+    before = choose(runs, n_resamples=20).set_index("target")
+    params = {k: {"method": "platt", "a": 1.0, "b": (4.0 if k == "Mass" else 0.0)} for k in FINDINGS}
+    for r in runs:
+        (Path(r["run_dir"]) / "calibration.json").write_text(json.dumps({"method": "platt", "params": params}))
+    after = choose(runs, n_resamples=20).set_index("target")
+    assert after.loc["Mass", "auroc"] == pytest.approx(before.loc["Mass", "auroc"])
+    assert after.loc[NO_FINDING, "auroc"] != pytest.approx(before.loc[NO_FINDING, "auroc"])
