@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("dataset: {kind: manifest}\nsegmentation: {source: ground_truth}\n", "needs 'manifest: PATH'"),
         ("segmentation: {backend: medsam}\n", "needs 'checkpoint"),
         ("masks:\n  - {mode: tight}\n  - {mode: tight}\n", "duplicate mask settings"),
+        ("training: {seeds: [0, 0]}\n", "seed listed twice in [0, 0]"),
         ("segmentation: {check_films: 8}\n", "check_films is for source 'ground_truth'"),
         ("[1, 2]\n", "top level must be a mapping"),
         ("a: [\n", "not valid YAML"),
