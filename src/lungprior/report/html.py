@@ -23,7 +23,7 @@ from lungprior.report import claims, figures
 from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.headline import headline_html
 from lungprior.report.priors import prior_sections
-from lungprior.report.recommend import recommendation_section
+from lungprior.report.recommend import calibrated_predictions, recommendation_section
 from lungprior.report.run_warnings import experiment_warnings, warnings_html
 
 STYLE = """
@@ -184,6 +184,8 @@ def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
         row = {"backbone": r.get("backbone"), "mask": r.get("mask"), "seed": r.get("seed"),
                "No Finding AUROC (calibrated)": nf.get("auroc", {}).get("estimate"),
                "No Finding AUROC (raw)": nf.get("auroc_uncalibrated")}
+        row["raw"] = ", ".join(k for k, v in calib.get("params", {}).items()
+                               if isinstance(v, dict) and v.get("method") == "raw") or "–"
         for metric in ("ece", "brier"):
             for kind in ("raw", "calibrated"):
                 row[f"mean {metric.upper() if metric == 'ece' else 'Brier'} {kind}"] = float(
@@ -196,10 +198,12 @@ def _calibration_section(runs: list[dict[str, Any]]) -> str:
     table = calibration_table(runs)
     if table.empty:
         return ""
-    return ("<h2>Calibration</h2><p class='note'>Per-class Platt calibration fitted on validation, measured on "
-            "test: expected calibration error (10 bins) and Brier score averaged over the five findings, and the "
-            "No Finding AUROC from calibrated vs raw probabilities (per-class AUROCs do not change).</p>"
-            + _table(table.astype({c: float for c in table.columns[3:]})))
+    return ("<h2>Calibration</h2><p class='note'>Per-class Platt calibration with a positive slope, fitted on "
+            "validation (see docs/calibration.md), measured on test: expected calibration error (10 bins) and "
+            "Brier score averaged over the five findings, and the No Finding AUROC from calibrated vs raw "
+            "probabilities (per-class AUROCs do not change). Raw: findings kept uncalibrated (too few validation "
+            "films with the finding, or perfect separation); the warnings above give the reason.</p>"
+            + _table(table.astype({c: float for c in table.columns[3:] if c != "raw"})))
 
 
 def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], data: dict, seg: dict | None) -> Path:
@@ -226,13 +230,14 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
         sections.append(_img(figures.looseness_figure(results), "AUROC vs looseness"))
     sections.append("<h2>ROC curves</h2>")
     for backbone in cfg.training.backbones:
-        preds = {r["mask"]: pd.read_csv(Path(r["run_dir"]) / "predictions.csv")
+        preds = {r["mask"]: calibrated_predictions(r)
                  for r in runs if r["backbone"] == backbone and r["seed"] == cfg.training.seeds[0]}
         sections.append(f"<p>{html.escape(backbone)}, seed {cfg.training.seeds[0]}</p>"
                         + _img(figures.roc_figure(preds, cfg.evaluation.no_finding), f"ROC {backbone}"))
     sections.append(f"<h2>No Finding</h2><p>Score: {'1 − max p' if cfg.evaluation.no_finding == 'max' else '∏(1 − p)'}"
-                    " of the per-class probabilities after Platt calibration fitted on validation (each run's "
-                    "metrics.json also holds the AUROC from raw outputs; the ROC curves above use raw outputs)."
+                    " of the per-class probabilities, calibrated on validation (each run's metrics.json also "
+                    "holds the AUROC from raw outputs); the ROC curves above, the comparisons and the "
+                    "recommendation use the same calibrated scores."
                     "</p>" + _img(figures.auroc_bars(results, NO_FINDING, "No Finding AUROC"), "No Finding"))
     nf = comparisons[comparisons["target"] == NO_FINDING]
     if not nf.empty:

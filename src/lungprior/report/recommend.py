@@ -34,7 +34,7 @@ CHANCE = 0.5
 NONE = "none (no input above chance)"
 
 
-def _predictions(run: dict[str, Any]) -> pd.DataFrame:
+def calibrated_predictions(run: dict[str, Any]) -> pd.DataFrame:
     """A run's test predictions by image, calibrated with its `calibration.json` (as every other No Finding score)."""
     df = pd.read_csv(Path(run["run_dir"]) / "predictions.csv", dtype={"image_id": str, "patient_id": str})
     calib = read_calibration(run["run_dir"])
@@ -67,7 +67,7 @@ def choose(runs: list[dict[str, Any]], *, modes: tuple[str, ...] | None = None, 
         priors = list(dict.fromkeys(r["mask"] for r in chosen))
         if len(priors) < 2:
             continue
-        preds = {id(r): _predictions(r) for r in chosen}
+        preds = {id(r): calibrated_predictions(r) for r in chosen}
         first = preds[id(chosen[0])]
         if any(not df["image_id"].equals(first["image_id"]) for df in preds.values()):
             continue  # not the same test images: no paired choice
