@@ -60,7 +60,7 @@ def _run(root: Path, name: str, *, kept: int = 0, nan_epochs: int = 0) -> Path:
 def test_skipped_bootstrap_resamples_are_named_per_class() -> None:
     m = evaluation_metrics(_predictions(40, 1, nodule_patients=1), None, n_resamples=200)
     skipped = [w for w in m["warnings"] if "bootstrap resamples skipped" in w]
-    assert any(w.startswith("Nodule: ") and "2 test films have it" in w for w in skipped)
+    assert any(w.startswith("Nodule: ") and "2 test film(s) have it" in w for w in skipped)
     macro = next(w for w in skipped if w.startswith("macro AUROC: "))
     assert "(a class absent: Nodule in " in macro
     assert not any("(a class absent)" in w for w in m["warnings"])  # the old unnamed message is gone

@@ -84,7 +84,7 @@ def _skipped_notes(per_class: dict[str, Any], macro: tuple, nf: dict[str, Any], 
             absent.append(f"{k} in {skipped}")
             if skipped >= SKIP_SHARE * n_resamples:
                 notes.append(f"{k}: {skipped} of {n_resamples} {SKIPPED} (no film with or without the finding in "
-                             f"them; {entry['n_positive']} test films have it); its interval may be unreliable")
+                             f"them; {entry['n_positive']} test film(s) have it); its interval may be unreliable")
     skipped = getattr(macro, "n_skipped", 0)
     if skipped and skipped >= SKIP_SHARE * n_resamples:
         which = ", ".join(a for a in absent if not a.startswith(NO_FINDING))
@@ -149,8 +149,12 @@ def evaluation_metrics(
                 entry["auroc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auroc", n_resamples, alpha, seed))
                 entry["auprc"] = _ci(bootstrap_metric_ci(y[:, j], s[:, j], groups, "auprc", n_resamples, alpha, seed))
                 notes.append(_zero_width_note(k, entry["auroc"]))
-            entry.update(_operating_point(y_val[:, j] if y_val is not None else None,
-                                          s_val[:, j] if s_val is not None else None, y[:, j], s[:, j]))
+            with warnings.catch_warnings(record=True) as op_caught:
+                warnings.simplefilter("always", DegenerateDataWarning)
+                entry.update(_operating_point(y_val[:, j] if y_val is not None else None,
+                                              s_val[:, j] if s_val is not None else None, y[:, j], s[:, j]))
+            if entry["n_positive"] and entry["n_negative"]:  # an empty class is already named above
+                notes.extend(f"{k}: {w.message}" for w in op_caught)
             per_class[k] = entry
         macro = bootstrap_macro_auroc_ci(y, s, groups, n_resamples, alpha, seed)
         nf_y = test[NO_FINDING].to_numpy(dtype=np.int64)
