@@ -94,10 +94,15 @@ def with_counts(table: pd.DataFrame, a: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def as_bool(value: object) -> bool:
+    """A flag read back from CSV: True, "True", 1 or "1.0" are true; False, NaN and anything else are not."""
+    return str(value).strip().lower() in ("true", "1", "1.0")
+
+
 def p_bounds(table: pd.DataFrame) -> pd.Series:
     """Whether each row's p is a bound (a bootstrap p at its floor): the `p_bound` column, else p <= p_floor > 0."""
     if "p_bound" in table.columns and table["p_bound"].notna().any():
-        return table["p_bound"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+        return table["p_bound"].map(as_bool)
     floor = pd.to_numeric(table.get("p_floor", pd.Series(0.0, index=table.index)), errors="coerce").fillna(0.0)
     p = pd.to_numeric(table["p"], errors="coerce")
     return (floor > 0) & (p <= floor)
@@ -130,7 +135,7 @@ def add_macro_holm(table: pd.DataFrame) -> pd.DataFrame:
         for _, part in per_class.groupby(["backbone", "seed", mask_col], sort=False):
             _, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
             out.loc[part.index, "p_holm_bound"] = flags
-    out["p_holm_bound"] = out["p_holm_bound"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0"))
+    out["p_holm_bound"] = out["p_holm_bound"].map(as_bool)
     macro = out[out["target"] == MACRO]
     for _, part in macro.groupby(["backbone", "seed"], sort=False):
         adj, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))

@@ -15,13 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from lungprior.evaluate.testability import format_p
-from lungprior.experiment.tables import MACRO, add_macro_holm
+from lungprior.experiment.tables import MACRO, add_macro_holm, as_bool
 
 ALPHA = 0.05
-
-
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in ("true", "1", "1.0")
 
 
 def prepare(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +31,7 @@ def prepare(comparisons: pd.DataFrame) -> pd.DataFrame:
         out = add_macro_holm(out)
     if "testable" not in out.columns:
         out["testable"] = True
-    out["testable"] = out["testable"].map(lambda v: True if pd.isna(v) else _truthy(v))
+    out["testable"] = out["testable"].map(lambda v: True if pd.isna(v) else as_bool(v))
     out["note"] = out["note"].fillna("").astype(str) if "note" in out.columns else ""
     return out
 
@@ -51,17 +47,17 @@ def claim_p(row: pd.Series) -> tuple[float, bool]:
         return math.nan, False
     p = row.get("p_holm")
     p = math.nan if p is None or pd.isna(p) else float(p)
-    return p, _truthy(row.get("p_holm_bound", False))
+    return p, as_bool(row.get("p_holm_bound", False))
 
 
 def p_bounds_row(row: pd.Series) -> bool:
     """Whether the row's unadjusted p is a bound (the bootstrap's floor)."""
-    return _truthy(row.get("p_bound", False))
+    return as_bool(row.get("p_bound", False))
 
 
 def testable(row: pd.Series) -> bool:
     t = row.get("testable", True)
-    return True if t is None or (isinstance(t, float) and math.isnan(t)) else _truthy(t)
+    return True if t is None or (isinstance(t, float) and math.isnan(t)) else as_bool(t)
 
 
 def significant(row: pd.Series) -> bool:

@@ -21,6 +21,7 @@ import pandas as pd
 from lungprior.classify.run import EXCLUDED, HISTORY
 from lungprior.evaluate.run_eval import METRICS
 from lungprior.labels import FINDINGS
+from lungprior.report.claims import testable
 
 
 def _history(run: Path) -> list[str]:
@@ -97,8 +98,7 @@ def comparison_warnings(comparisons: pd.DataFrame) -> list[str]:
     """One line per untestable target of comparisons.csv: which masked inputs, and the note with the counts."""
     if comparisons.empty or "testable" not in comparisons.columns:
         return []
-    flag = comparisons["testable"].map(lambda v: str(v).strip().lower() not in ("false", "0", "0.0"))
-    bad = comparisons[~flag]
+    bad = comparisons[~comparisons.apply(testable, axis=1)]
     out = []
     mask_col = "mask" if "mask" in bad.columns else "a"
     for (target, note), part in bad.groupby(["target", "note"], sort=False):
