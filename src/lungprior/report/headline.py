@@ -65,8 +65,13 @@ def _best_class(comparisons: pd.DataFrame, backbone: str, mask: str) -> str:
     rows = comparisons[(comparisons["backbone"] == backbone) & (comparisons["mask"] == mask)
                        & (comparisons["target"] != MACRO)]
     untestable = rows[~rows.apply(claims.testable, axis=1)] if not rows.empty else rows
-    skipped = "" if untestable.empty else "; not testable: " + ", ".join(
-        f"{r['target']} ({claims.short_note(str(r.get('note') or ''))})" for _, r in untestable.iterrows())
+    names = list(dict.fromkeys(untestable["target"]))
+    if len(names) > 2:
+        skipped = f"; not testable (too few patients with or without the finding): {', '.join(names)}"
+    else:
+        skipped = "" if untestable.empty else "; not testable: " + ", ".join(
+            f"{r['target']} ({claims.short_note(str(r.get('note') or ''))})"
+            for _, r in untestable.drop_duplicates("target").iterrows())
     sig = rows[rows.apply(claims.significant, axis=1)] if not rows.empty else rows
     if sig.empty:
         return skipped
@@ -108,7 +113,7 @@ def _outcome(results: pd.DataFrame, comparisons: pd.DataFrame) -> str:
         o = orig.iloc[0] if len(orig) else None
         ref = (f" vs {o['auroc']:.3f} [{o['ci_low']:.3f}, {o['ci_high']:.3f}]" if o is not None else "")
         b = best.iloc[0]
-        raw = format_p(float(r["p"]), bool(r.get("p_bound", False)))
+        raw = format_p(float(r["p"]), claims.p_bounds_row(r))
         return (f"Result: {mask} {verdict} original for {backbone}: macro AUROC {b['auroc']:.3f} "
                 f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]{ref}; difference {r['diff']:+.3f} "
                 f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}), {r['test']} {raw}, "

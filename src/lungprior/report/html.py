@@ -251,7 +251,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     att = results[results["attention_in_lung"].notna()]
     unmeasured = _unmeasured_attention(runs)
     if att.empty and unmeasured:
-        sections.append("<h2>Where the models look</h2><p>Not measurable: " + html.escape(unmeasured) + ".</p>")
+        sections.append(f"<h2>Where the models look</h2><p>{html.escape(unmeasured)}.</p>")
     if not att.empty:
         pivot = att.pivot_table(index=["backbone", "mask"], columns="class", values="attention_in_lung").reset_index()
         sections.append("<h2>Where the models look</h2><p>Share of Grad-CAM energy inside the tight lung mask, "
