@@ -7,7 +7,6 @@ import math
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
@@ -95,7 +94,7 @@ class Classifier(L.LightningModule):
         undefined = [k for k, v in aucs.items() if math.isnan(v)]
         if undefined and not self.trainer.sanity_checking and tuple(undefined) not in self._warned:
             self._warned.add(tuple(undefined))
-            rank_zero_warn(undefined_auroc_message(aucs))
+            self.print(f"note: {undefined_auroc_message(aucs)}")  # stdout, on the lead process only
         self.log("val_auroc", macro_auroc(aucs), prog_bar=True, sync_dist=False)
         for name, value in aucs.items():
             self.log(f"val_auroc_{name}", value, sync_dist=False)
