@@ -69,7 +69,9 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
         t.insert(0, "seed", run["seed"])
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
-    cols = [c for c in COMPARISON_COLUMNS if not frames or any(c in f.columns for f in frames)]
+    present = list(dict.fromkeys(c for f in frames for c in f.columns))
+    cols = [c for c in COMPARISON_COLUMNS if not frames or c in present] + [c for c in present
+                                                                            if c not in COMPARISON_COLUMNS]
     table = pd.concat(frames, ignore_index=True).reindex(columns=cols) if frames else pd.DataFrame(columns=cols)
     table = add_macro_holm(table) if frames else table
     return table.rename(columns={"a": "mask", "b": "versus"})  # no masked run (or no original): the header only
