@@ -5,8 +5,8 @@ Each data set: a class with prevalence `prev`; latent x ~ N(d if positive else 0
 sigmoid(x * s + log(w)) (s: sharpness, w: odds inflation of class-weighted BCE). A validation split of `n_val`
 films (with `n_pos` positives) fits the calibration; 5,000 test films from the same design score it. Methods:
 raw, unpenalised Platt (the former default), monotone Platt (smoothed targets, slope >= 0.05, ridge 1 towards
-slope 1), temperature (slope only) and isotonic regression. Also: how often the unpenalised slope is negative, and the monotone fit's
-median |a - d/s| (d/s is the true slope of the design).
+slope 1), temperature (slope only) and isotonic regression. Also: how often the unpenalised slope is negative,
+and the monotone fit's median |a - d/s| (d/s is the true slope of the design).
 
     nice python benchmarks/calibration_choice.py --reps 200
 """
@@ -82,7 +82,7 @@ def main() -> None:
         negative, slope_err = 0, []
         for _ in range(args.reps):
             yv, pv = _draw(rng, n_pos, n_val, d, w, s)
-            yt, pt = _draw(rng, int(round(5000 * n_pos / n_val)), 5000, d, w, s)
+            yt, pt = _draw(rng, round(5000 * n_pos / n_val), 5000, d, w, s)
             for m in METHODS:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -64,5 +64,6 @@ def test_training_prints_no_library_chatter(bench: Path, tmp_path: Path) -> None
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "run finished" in done.stdout
+    assert "\nWarnings (" in done.stdout or "\nNo warnings." in done.stdout  # the run's warning list, at the end
     for chatter in ("GPU available", "TPU available", "Tip:", "`Trainer.fit` stopped", "Warning"):
         assert chatter not in done.stderr, done.stderr
