@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from lungprior import __version__
 from lungprior.errors import LungpriorError
+from lungprior.extras import missing_extra_error
 
 #: Every command in pipeline order (data -> segment -> masks -> classify -> evaluate -> report): its module and
 #: its one-line summary (shown by `lungprior --help`, so that listing the commands imports none of them).
@@ -58,14 +59,29 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             where = next((kwargs[k] for k in _OUTPUT_OPTIONS if kwargs.get(k) is not None), None)
             typer.echo(f"error: {os_error_message(exc, where)}", err=True)
             raise typer.Exit(2) from None
+        except ImportError as exc:
+            _exit_if_extra_missing(exc)
+            raise
 
     return wrapper
+
+
+def _exit_if_extra_missing(exc: ImportError) -> None:
+    """One line naming the extra to install (exit status 2) when `exc` is a missing optional dependency."""
+    error = missing_extra_error(exc)
+    if error is not None:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
 
 
 @functools.cache
 def load_command(name: str) -> click.Command:
     """Import the module of command `name` and build its click command (with one-line errors)."""
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ImportError as exc:
+        _exit_if_extra_missing(exc)
+        raise
     holder = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
     module.register(holder)
     holder.callback()(lambda: None)  # a callback makes typer build a group even for a module with one command

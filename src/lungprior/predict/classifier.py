@@ -17,6 +17,7 @@ from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.calibration import logit, sigmoid
+from lungprior.extras import require
 from lungprior.labels import FINDINGS
 
 CALIBRATION = "calibration.json"
@@ -75,10 +76,7 @@ class OnnxClassifier:
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise LungpriorError(f"--engine onnx needs onnxruntime ({exc}); use --engine torch") from None
+        ort = require("onnxruntime", "--engine onnx needs it; or use --engine torch")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
