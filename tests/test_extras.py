@@ -63,6 +63,6 @@ def test_core_install_trains_and_evaluates_without_the_extras() -> None:
             "for name in ('phantom', 'masks', 'train', 'evaluate', 'compare', 'experiment'):\n"
             "    load_command(name)\n"
             "print('ok')")
-    result = _run_without(SEGMENT_ONLY + ["mlflow", "wandb"], code)
+    result = _run_without([*SEGMENT_ONLY, "mlflow", "wandb"], code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
