@@ -107,3 +107,15 @@ def test_quickstart_runs_verbatim_to_a_report(tmp_path: Path) -> None:
     assert (tmp_path / "qs" / "masks.png").is_file()
     assert "macro" in result.stdout.lower() or "macro" in result.stderr.lower()
     assert cpu < 120, f"the quickstart used {cpu:.0f} s of CPU time ({wall:.0f} s wall)"
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    readme = README.read_text(encoding="utf-8")
+    (command,) = fenced_block_after(readme, "## Tests")
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == command
+
+
+def test_the_demo_command_installs_what_the_demo_needs() -> None:
+    (command,) = fenced_block_after(README.read_text(encoding="utf-8"), "## The demo")
+    assert command.startswith("pip install -e '.[segment]' && lungprior demo")
