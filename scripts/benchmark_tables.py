@@ -1,4 +1,4 @@
-"""Markdown tables for docs/benchmark.md from a finished experiment on the synthetic benchmark.
+"""Markdown tables for docs/results/shortcut_benchmark.md from a finished experiment on the synthetic benchmark.
 
     python scripts/benchmark_tables.py EXP_DIR [--loose loose-10mm] [--bootstrap 1000] > tables.md
 

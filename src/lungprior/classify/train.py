@@ -32,6 +32,7 @@ from lungprior.classify.segsource import SEGMENTATION, segmentation_record
 from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
+from lungprior.extras import install_hint
 from lungprior.labels import FINDINGS
 from lungprior.quiet import lightning_quiet
 
@@ -182,7 +183,7 @@ def check_loggers(cfg: TrainConfig) -> None:
     """One clear error when MLflow or W&B is asked for but not installed."""
     for name in cfg.logger_names():
         if name in ("mlflow", "wandb") and importlib.util.find_spec(name) is None:
-            raise LungpriorError(f"--logger {name} needs the {name} package (pip install {name})")
+            raise LungpriorError(f"--logger {name} needs the {name} package: {install_hint(name)}")
 
 
 def make_loggers(cfg: TrainConfig, run_dir: Path) -> list[Logger]:

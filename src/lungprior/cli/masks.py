@@ -9,7 +9,6 @@ import typer
 from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.errors import LungpriorError
-from lungprior.masks.gallery import write_mask_gallery
 from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_RADIUS_MM, MaskSpec
 
 GALLERY_MODES = ("tight", "loose", "soft")
@@ -30,6 +29,8 @@ def masks_command(
     n: int = typer.Option(8, "--n", help="Number of films (first ones in the manifest with a mask)."),
 ) -> None:
     """Draw tight vs the chosen mask on films, with the masked film beside each."""
+    from lungprior.masks.gallery import write_mask_gallery  # PyTorch loads only when the gallery is drawn
+
     if mode not in GALLERY_MODES:
         raise LungpriorError(f"--mode {mode!r}: choose from {', '.join(GALLERY_MODES)}")
     output_dir(gallery.parent, "--gallery")

@@ -50,23 +50,38 @@ BackboneName = Annotated[str, AfterValidator(_backbone)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class PhantomSettings(_Strict):
+    """The synthetic benchmark (`dataset.kind: phantom`); the same options as `lungprior phantom`."""
+
     n: int = Field(2000, ge=20)
+    """Number of films."""
     size: int = Field(256, ge=64, le=2048)
+    """Film width and height in pixels."""
     seed: int = 0
+    """Random seed: same settings and seed give byte-identical films."""
     bias: float = Field(0.0, ge=0.0, le=1.0)
+    """Shortcut strength in train/val: P(marker = label), in [0, 1]."""
     test_bias: float = Field(0.0, ge=0.0, le=1.0)
+    """Shortcut strength in the test split."""
     val_bias: float | None = Field(None, ge=0.0, le=1.0)
+    """Shortcut strength in the validation split (unset: `bias`, as in training)."""
     context: float = Field(0.0, ge=0.0, le=1.0)
+    """Finding signal outside the tight lung outline, in [0, 1] (0: none added)."""
     conspicuity: float = Field(1.0, ge=0.25, le=4.0)
+    """Lesion contrast multiplier in [0.25, 4] (1: the benchmark's own; 2: easier)."""
     finding_conspicuity: dict[str, float] | None = None
+    """Per-finding contrast multiplier, e.g. `{Nodule: 4}` (others: `conspicuity`)."""
     markers: Literal["mixed", "far"] = "mixed"
+    """Shortcut marker placement: `mixed` (two near the lungs) or `far` (all > 20 mm from them)."""
     prevalence: dict[str, float] | None = None
+    """Per-finding prevalence, e.g. `{Mass: 0.1}` (others keep the defaults)."""
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of patients in validation."""
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Fraction of patients in test."""
 
     @model_validator(mode="after")
     def _fractions(self) -> PhantomSettings:
@@ -76,21 +91,37 @@ class PhantomSettings(_Strict):
 
 
 class NihSettings(_Strict):
+    """NIH ChestX-ray14 (`dataset.kind: nih`); the same options as `lungprior nih`."""
+
     labels: str
+    """`Data_Entry_2017_v2020.csv` of the NIH release."""
     images: str | None = None
+    """Folder holding the PNGs (subfolders searched); unset: paths are `images/<name>`."""
     train_list: str | None = None
+    """`train_val_list.txt` of the release (its official patient split)."""
     test_list: str | None = None
+    """`test_list.txt` of the release."""
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    """Fraction of training patients held out for validation."""
     no_finding_ratio: float | None = Field(None, gt=0.0)
+    """Keep R x the positives No Finding films per split, by whole patients (unset: all)."""
     views: list[Literal["PA", "AP"]] = ["PA", "AP"]
+    """View positions kept."""
     seed: int = 0
+    """Seed of the validation split and of the No Finding sample."""
 
 
 class DatasetSettings(_Strict):
+    """Where the films come from."""
+
     kind: Literal["phantom", "nih", "manifest"] = "phantom"
+    """`phantom` (generated), `nih` (curated from the NIH release) or `manifest` (a manifest CSV as it is)."""
     phantom: PhantomSettings = PhantomSettings()
+    """Settings of the synthetic benchmark (kind `phantom`)."""
     nih: NihSettings | None = None
+    """Settings of the NIH curation (kind `nih`)."""
     manifest: str | None = None
+    """Manifest CSV (kind `manifest`; a relative path is taken from the current folder)."""
 
     @model_validator(mode="after")
     def _needs(self) -> DatasetSettings:
@@ -102,28 +133,51 @@ class DatasetSettings(_Strict):
 
 
 class FinetuneSettings(_Strict):
+    """Fine-tuning of the segmenter before inference (`segmentation.finetune`); see `lungprior finetune`."""
+
     data: str = "phantom"  # "phantom" (the experiment's benchmark) or a `lungprior segdata` folder
+    """`phantom` (the experiment's benchmark) or a `lungprior segdata` folder."""
     epochs: int = Field(5, ge=1)
+    """Fine-tuning epochs."""
     batch_size: int = Field(8, ge=1)
+    """Images per batch."""
     max_train: int | None = Field(None, ge=1)
+    """Use at most this many training films."""
     freeze_encoder: Literal["auto", "yes", "no"] = "auto"
+    """Freeze the image encoder: `auto` (on the CPU), `yes` or `no`."""
     lr: float | None = Field(None, gt=0.0)
+    """Learning rate (unset: the recipe's default)."""
     replay: str = "auto"  # rehearsal set: "auto" (synthetic films unless data is synthetic), "none" or a folder
+    """Rehearsal set: `auto` (synthetic films unless the data are synthetic), `none` or a folder."""
     prior_prompts: float = Field(0.25, ge=0.0, le=1.0)  # views prompted with the cascade's prior boxes
+    """Share of views prompted with the cascade's own coarse-pass boxes."""
 
 
 class SegmentationSettings(_Strict):
+    """Where the lung masks come from."""
+
     source: Literal["model", "ground_truth", "masks_dir", "chexmask"] = "model"
+    """`model` (segment every film), `ground_truth` (the benchmark's lungs), `masks_dir` (a folder of masks) or
+    `chexmask` (CheXmask's published NIH masks)."""
     masks_dir: str | None = None
+    """Folder of lung masks `<image_id>.png` (source `masks_dir`; relative to the current folder)."""
     file: str | None = None  # source chexmask: the CheXmask table
+    """The CheXmask table, e.g. `ChestX-Ray8.csv` (source `chexmask`)."""
     min_rca: float = Field(0.7, ge=0.0, le=1.0)
+    """CheXmask: lowest reverse-classification-accuracy Dice kept."""
     backend: Literal["litemedsam", "medsam"] = "litemedsam"
+    """Segmentation model: `litemedsam` or `medsam`."""
     checkpoint: str | None = None
+    """Fine-tuned or MedSAM weights (unset: the backend's own; `medsam` needs one)."""
     finetune: FinetuneSettings | None = None
+    """Fine-tune the segmenter first (unset: no fine-tuning)."""
     prompt: str = "auto"
+    """`auto` (self-prompting cascade), `whole` (one whole-image box) or a CSV of boxes."""
     batch_size: int = Field(4, ge=1)
+    """Images per encoder batch."""
     # source ground_truth: also segment this many test films with the model and report Dice against the truth
     check_films: int = Field(0, ge=0)
+    """Source `ground_truth`: also segment this many test films with the model and report their Dice."""
 
     @model_validator(mode="after")
     def _needs(self) -> SegmentationSettings:
@@ -139,13 +193,22 @@ class SegmentationSettings(_Strict):
 
 
 class MaskSettings(_Strict):
+    """One input to train on (`masks:` is a list of these); the same options as `lungprior train`."""
+
     mode: Literal["original", "tight", "loose", "soft", "nolung", "bbox", "crop", "prior-loss"]
+    """Spatial prior: `original`, `tight`, `loose`, `soft`, `nolung`, `bbox`, `crop` or `prior-loss`."""
     radius_mm: float | None = Field(None, ge=0.0)
+    """Loose / prior-loss: dilation radius in mm; bbox / crop: box margin (unset: 10 mm where used)."""
     radius_px: float | None = Field(None, ge=0.0)
+    """Radius in pixels for films whose pixel spacing is unknown."""
     hull: bool = False
+    """Loose: convex hull of each lung before dilating."""
     alpha: float = Field(0.3, ge=0.0, le=1.0)
+    """Soft: weight kept outside the lungs, in [0, 1]."""
     fill: Literal["zero", "mean"] = "zero"
+    """What replaces masked-out pixels: `zero` or `mean`."""
     prior_weight: float = Field(1.0, ge=0.0)
+    """Prior-loss: weight of the share of input-gradient energy outside the mask."""
 
     def spec(self) -> MaskSpec:
         default = self.mode in RADIUS_MODES and self.radius_px is None and self.radius_mm is None
@@ -154,42 +217,74 @@ class MaskSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
+    """Classifier training, for every backbone x mask x seed; the same options as `lungprior train`."""
+
     backbones: list[BackboneName] = Field(default_factory=lambda: ["resnet50"], min_length=1)
+    """timm model names, e.g. `[resnet50, densenet121]`."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Training seeds; each backbone x mask is trained once per seed."""
     image_size: int = Field(224, ge=16)
+    """Input size in pixels (films are resized to S x S)."""
     epochs: int = Field(20, ge=1)
+    """Maximum number of epochs."""
     batch_size: int = Field(32, ge=1)
+    """Images per batch and process."""
     lr: float = Field(3e-4, gt=0.0)
+    """AdamW learning rate (cosine decay over the epochs)."""
     weight_decay: float = Field(1e-4, ge=0.0)
+    """AdamW weight decay."""
     patience: int = Field(5, ge=1)
+    """Early stopping: epochs without a better validation AUROC."""
     pretrained: str = "none"
+    """Initial weights: `none`, `imagenet` (timm) or a path to a state-dict file."""
     devices: Annotated[str, AfterValidator(_devices)] = "auto"
+    """Number of devices, or `auto`."""
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    """`auto`, `cpu` or `gpu`."""
     strategy: Literal["auto", "ddp"] = "auto"
+    """`auto` or `ddp` (several GPUs or machines)."""
     num_nodes: int = Field(1, ge=1)
+    """Number of machines."""
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    """`auto` (16-mixed on CUDA, 32 otherwise), `32`, `16-mixed` or `bf16-mixed`."""
     workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
     limit_train: int | None = Field(None, ge=1)
+    """Train on a seeded random subset of this many training films."""
 
 
 class EvaluationSettings(_Strict):
+    """Evaluation of every run on the test split; the same options as `lungprior evaluate`."""
+
     bootstrap: int = Field(1000, ge=10)
+    """Patient-clustered bootstrap resamples for the CIs."""
     no_finding: Literal["max", "prod"] = "max"
+    """No Finding score: `max` = 1 - max p; `prod` = prod(1 - p)."""
     cam: bool = True
+    """Grad-CAM attention-in-lung and pointing game."""
     max_cam: int = Field(30, ge=1)
+    """Positive films per class for Grad-CAM."""
 
 
 class ExperimentConfig(_Strict):
+    """The experiment file: one YAML describing a whole study."""
+
     name: SafeName = "experiment"
+    """The study's name (default folder `experiments/<name>`)."""
     dataset: DatasetSettings = DatasetSettings()
+    """Where the films come from."""
     segmentation: SegmentationSettings = SegmentationSettings()
+    """Where the lung masks come from."""
     masks: list[MaskSettings] = Field(
         default_factory=lambda: [MaskSettings(mode="original"), MaskSettings(mode="loose", radius_mm=10.0),
                                  MaskSettings(mode="tight")],
         min_length=1,
     )
+    """The inputs to train on, each compared with `original` (default: original, loose 10 mm, tight)."""
     training: TrainingSettings = TrainingSettings()
+    """Classifier training."""
     evaluation: EvaluationSettings = EvaluationSettings()
+    """Evaluation on the test split."""
 
     @model_validator(mode="after")
     def _checks(self) -> ExperimentConfig:

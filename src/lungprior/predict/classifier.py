@@ -16,6 +16,7 @@ from lungprior.classify.predict import load_run
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.calibration import calibrate_scores
 from lungprior.evaluate.calibration import read_calibration as read_calibration_file
+from lungprior.extras import require
 
 
 def model_input(
@@ -71,10 +72,7 @@ class OnnxClassifier:
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise LungpriorError(f"--engine onnx needs onnxruntime ({exc}); use --engine torch") from None
+        ort = require("onnxruntime", "--engine onnx needs it; or use --engine torch")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

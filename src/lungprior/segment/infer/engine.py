@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from lungprior.errors import LungpriorError
+from lungprior.extras import require
 from lungprior.segment.base import SegBackend
 from lungprior.segment.infer.onnx_cache import cached_onnx
 
@@ -116,8 +117,5 @@ def create_engine(
     name = resolve_engine(engine, backend.device, backend.name)
     if name == "torch":
         return TorchEngine(backend)
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise LungpriorError(f"the onnx engine needs onnxruntime ({exc}); use --engine torch") from exc
+    require("onnxruntime", "the onnx engine needs it; or use --engine torch")
     return OnnxEngine(backend, cache_dir)
