@@ -13,7 +13,6 @@ from lungprior.classify.backbone import normalisation
 from lungprior.classify.cache import render_arrays
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
-from lungprior.errors import LungpriorError
 from lungprior.evaluate.calibration import calibrate_scores
 from lungprior.evaluate.calibration import read_calibration as read_calibration_file
 from lungprior.extras import require
