@@ -5,6 +5,7 @@ difference."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -13,8 +14,10 @@ import pandas as pd
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.calibration import apply_calibration
 from lungprior.evaluate.clustered import delong_paired, obuchowski_test
+from lungprior.evaluate.delong import holm_adjust_bounds
 from lungprior.evaluate.metrics import check_predictions, label_matrix, score_matrix
-from lungprior.evaluate.stats import holm_adjust, no_finding_score, paired_bootstrap_diff
+from lungprior.evaluate.stats import DegenerateDataWarning, auroc, no_finding_score, paired_bootstrap_diff
+from lungprior.evaluate.testability import COUNT_COLUMNS, testability
 from lungprior.labels import FINDINGS, NO_FINDING
 
 
@@ -38,6 +41,8 @@ def align(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("A", "B"))
     return a, b
 
 
+COLUMNS = ("target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low", "ci_high", "test", "p_floor",
+           *COUNT_COLUMNS, "p_bound", "p_holm_bound")
 PerClassTest = Literal["auto", "delong", "obuchowski", "bootstrap"]
 TEST_NAMES = {"delong": "DeLong (paired; films independent)",
               "obuchowski": "Obuchowski clustered DeLong (paired; patients as clusters)",
@@ -66,6 +71,64 @@ def paired_class_test(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, groups: np.
             "ci_high": r.ci_high, "p_floor": 0.0, "test": TEST_NAMES[test]}
 
 
+def _at_floor(p: float, floor: float) -> bool:
+    return bool(np.isfinite(p) and np.isfinite(floor) and floor > 0 and p <= floor * (1 + 1e-9))
+
+
+def _untested(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, test: str, n_resamples: int) -> dict:
+    """AUCs and their difference without a test (a row below the testability minimum)."""
+    nan = float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        auc_a, auc_b = auroc(y, sa), auroc(y, sb)
+    name = f"{TEST_NAMES[test]} ({n_resamples})" if test == "bootstrap" else TEST_NAMES[test]
+    return {"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": nan, "p": nan, "ci_low": nan,
+            "ci_high": nan, "p_floor": bootstrap_p_floor(n_resamples) if test == "bootstrap" else 0.0,
+            "test": name}
+
+
+def class_row(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, groups: np.ndarray, test: str, n_resamples: int,
+              seed: int, alpha: float = 0.05) -> dict:
+    """`paired_class_test` behind the testability rule: the counts, `testable`, `note` and `p_bound` columns;
+    no z, p or CI (NaN) when the label has too few patients on a side."""
+    t = testability(y, groups)
+    r = paired_class_test(y, sa, sb, groups, test, n_resamples, seed, alpha) if t.testable \
+        else _untested(y, sa, sb, test, n_resamples)
+    return {**r, **t.as_row(), "p_bound": _at_floor(r["p"], r["p_floor"])}
+
+
+def macro_row(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, groups: np.ndarray, n_resamples: int, seed: int,
+              alpha: float = 0.05) -> dict:
+    """Paired patient bootstrap of the macro-AUROC difference over the *testable* findings (columns of y).
+
+    Counts are those of the least represented finding used; untestable (no p, no CI) when no finding is
+    testable. The note names the findings left out.
+    """
+    checks = [testability(y[:, j], groups) for j in range(y.shape[1])]
+    used = [j for j, t in enumerate(checks) if t.testable]
+    names = [FINDINGS[j] if y.shape[1] == len(FINDINGS) else str(j) for j in range(y.shape[1])]
+    left_out = [names[j] for j in range(y.shape[1]) if j not in used]
+    test = f"{TEST_NAMES['bootstrap']} ({n_resamples})"
+    nan = float("nan")
+    if not used:
+        counts = {c: min(getattr(t, c) for t in checks) for c in COUNT_COLUMNS[:4]}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            auc_a = float(np.nanmean([auroc(y[:, j], sa[:, j]) for j in range(y.shape[1])]))
+            auc_b = float(np.nanmean([auroc(y[:, j], sb[:, j]) for j in range(y.shape[1])]))
+        return {"auc_a": auc_a, "auc_b": auc_b, "diff": auc_a - auc_b, "z": nan, "p": nan, "ci_low": nan,
+                "ci_high": nan, "p_floor": bootstrap_p_floor(n_resamples), "test": test, **counts,
+                "testable": False, "note": "not testable: no finding is testable", "p_bound": False}
+    boot = paired_bootstrap_diff(y[:, used], sa[:, used], sb[:, used], groups, n_resamples, seed, alpha)
+    floor = bootstrap_p_floor(boot["n_used"])
+    weakest = min((checks[j] for j in used), key=lambda t: (t.n_pos_patients, t.n_neg_patients))
+    note = f"over {len(used)} of {len(names)} findings ({', '.join(left_out)} not testable)" if left_out else ""
+    return {"auc_a": boot["auc_a"], "auc_b": boot["auc_b"], "diff": boot["diff"], "z": nan, "p": boot["p"],
+            "ci_low": boot["low"], "ci_high": boot["high"], "p_floor": floor, "test": test,
+            **{c: getattr(weakest, c) for c in COUNT_COLUMNS[:4]}, "testable": True, "note": note,
+            "p_bound": _at_floor(boot["p"], floor)}
+
+
 def bootstrap_p_floor(n_used: int) -> float:
     """The smallest p-value the paired bootstrap can report with `n_used` resamples: 2 / (B + 1)."""
     return min(1.0, 2.0 / (n_used + 1)) if n_used else float("nan")
@@ -89,27 +152,23 @@ def compare_predictions(
     groups = a["patient_id"].astype(str).to_numpy()
     method = choose_test(groups, test)
     y, sa, sb = label_matrix(a), score_matrix(a), score_matrix(b)
-    rows = []
-    for j, k in enumerate(FINDINGS):
-        rows.append({"target": k, **paired_class_test(y[:, j], sa[:, j], sb[:, j], groups, method, n_resamples,
-                                                      seed, alpha)})
+    rows = [{"target": k, **class_row(y[:, j], sa[:, j], sb[:, j], groups, method, n_resamples, seed, alpha)}
+            for j, k in enumerate(FINDINGS)]
     nf = a[NO_FINDING].to_numpy()
     calibrated = all(c is not None for c in calibration)
     ca, cb = (score_matrix(apply_calibration(d, c)) for d, c in zip((a, b), calibration, strict=True)) \
         if calibrated else (sa, sb)
-    r = paired_class_test(nf, no_finding_score(ca, no_finding), no_finding_score(cb, no_finding), groups, method,
-                          n_resamples, seed, alpha)
+    r = class_row(nf, no_finding_score(ca, no_finding), no_finding_score(cb, no_finding), groups, method,
+                  n_resamples, seed, alpha)
     probs = "calibrated" if calibrated else "raw"
     rows.append({"target": NO_FINDING, **r, "test": f"{r['test']}, score {no_finding} of {probs} probabilities"})
+    rows.append({"target": "macro AUROC", **macro_row(y, sa, sb, groups, n_resamples, seed, alpha)})
     table = pd.DataFrame(rows)
-    table["p_holm"] = holm_adjust(table["p"].to_numpy())  # across the five findings and No Finding
-    boot = paired_bootstrap_diff(y, sa, sb, groups, n_resamples, seed, alpha)
-    macro = {"target": "macro AUROC", "auc_a": boot["auc_a"], "auc_b": boot["auc_b"], "diff": boot["diff"],
-             "z": float("nan"), "p": boot["p"], "p_holm": float("nan"), "ci_low": boot["low"],
-             "ci_high": boot["high"], "p_floor": bootstrap_p_floor(boot["n_used"]),
-             "test": f"{TEST_NAMES['bootstrap']} ({n_resamples})"}
-    table = pd.concat([table, pd.DataFrame([macro])], ignore_index=True)
-    table = table[["target", "auc_a", "auc_b", "diff", "z", "p", "p_holm", "ci_low", "ci_high", "test", "p_floor"]]
+    family = table["target"] != "macro AUROC"  # Holm over the testable findings and No Finding
+    holm, holm_bound = holm_adjust_bounds(table.loc[family, "p"].to_numpy(), table.loc[family, "p_bound"].to_numpy())
+    table["p_holm"], table["p_holm_bound"] = np.nan, False
+    table.loc[family, "p_holm"], table.loc[family, "p_holm_bound"] = holm, holm_bound
+    table = table[list(COLUMNS)]
     table.insert(0, "b", names[1])
     table.insert(0, "a", names[0])
     return table

@@ -22,7 +22,14 @@ from lungprior.evaluate.clustered import (
     pooled_macro_test,
     pooled_obuchowski_test,
 )
-from lungprior.evaluate.delong import DeLongResult, delong_auc_cov, delong_ci, delong_test, holm_adjust
+from lungprior.evaluate.delong import (
+    DeLongResult,
+    delong_auc_cov,
+    delong_ci,
+    delong_test,
+    holm_adjust,
+    holm_adjust_bounds,
+)
 from lungprior.evaluate.scores import (
     DegenerateDataWarning,
     auprc,
@@ -52,6 +59,7 @@ __all__ = [
     "ece",
     "fit_calibration",
     "holm_adjust",
+    "holm_adjust_bounds",
     "no_finding_score",
     "obuchowski_auc_cov",
     "obuchowski_test",
