@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from lungprior.evaluate.bootstrap import group_codes
 from lungprior.evaluate.delong import _placements, wald_test
@@ -106,12 +107,29 @@ def obuchowski_auc_cov(y_true: ArrayLike, scores: ArrayLike, groups: ArrayLike) 
     return c.aucs, c.cov()
 
 
-def _finish(auc_a: float, auc_b: float, var: float, alpha: float) -> PairedTest:
+def side_patients(y: np.ndarray, groups: ArrayLike | None) -> tuple[int, int]:
+    """(I10, I01): patients with at least one positive film, and with at least one negative film."""
+    codes, _ = group_codes(groups, y.size)
+    return int(np.unique(codes[y == 1]).size), int(np.unique(codes[y == 0]).size)
+
+
+def t_df(y: np.ndarray, groups: ArrayLike | None) -> float:
+    """Degrees of freedom of the small-sample t reference: min(I10, I01) - 1 (NaN below 2 patients a side)."""
+    fewest = min(side_patients(y, groups))
+    return float(fewest - 1) if fewest > 1 else math.nan
+
+
+def _finish(auc_a: float, auc_b: float, var: float, alpha: float, df: float | None = None) -> PairedTest:
+    """The Wald test and interval of auc_a - auc_b with variance `var`: normal reference, or t with `df`."""
     diff = auc_a - auc_b
-    if math.isnan(var):
+    if math.isnan(var) or (df is not None and not df > 0):
         return PairedTest(auc_a, auc_b, diff, *(math.nan,) * 5)
     se, z, p = wald_test(diff, var)
-    half = float(norm.ppf(1.0 - alpha / 2.0)) * se
+    if df is None:
+        half = float(norm.ppf(1.0 - alpha / 2.0)) * se
+    else:
+        p = float(2.0 * student_t.sf(abs(z), df)) if math.isfinite(z) else 0.0
+        half = float(student_t.ppf(1.0 - alpha / 2.0, df)) * se
     return PairedTest(auc_a, auc_b, diff, se, z, p, diff - half, diff + half)
 
 
@@ -122,11 +140,13 @@ def _warn_too_few() -> None:
 
 def obuchowski_test(
     y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, groups: ArrayLike, alpha: float = 0.05,
+    t_reference: bool = False,
 ) -> PairedTest:
     """Paired two-sided test of AUROC(a) = AUROC(b) with clusters (patients): z = diff / clustered SE.
 
     The variance of the difference is Obuchowski's with the published factors; the interval is the Wald
-    interval diff +- z_{1-alpha/2} SE from the same variance.
+    interval diff +- q SE from the same variance, q the normal quantile or, with `t_reference`, the t quantile
+    with min(I10, I01) - 1 degrees of freedom (and the p-value from that t).
     """
     y = check_labels(y_true)
     a = check_scores(scores_a, y.size, name="scores_a")
@@ -137,7 +157,7 @@ def obuchowski_test(
     var = float(c.cov(np.array([[1.0], [-1.0]]))[0, 0])
     if math.isnan(var):
         _warn_too_few()
-    return _finish(float(c.aucs[0]), float(c.aucs[1]), var, alpha)
+    return _finish(float(c.aucs[0]), float(c.aucs[1]), var, alpha, t_df(y, groups) if t_reference else None)
 
 
 def pooled_obuchowski_test(
@@ -192,10 +212,13 @@ def pooled_macro_test(
     return _finish(float(np.mean(aucs_a)), float(np.mean(aucs_b)), var, alpha)
 
 
-def delong_paired(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, alpha: float = 0.05) -> PairedTest:
-    """DeLong's paired test (films independent) with the Wald interval of the difference from its variance."""
+def delong_paired(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, alpha: float = 0.05,
+                  t_reference: bool = False) -> PairedTest:
+    """DeLong's paired test (films independent) with the Wald interval of the difference from its variance;
+    with `t_reference`, p and interval from a t with min(positives, negatives) - 1 degrees of freedom."""
     from lungprior.evaluate.delong import delong_test
 
     r = delong_test(y_true, scores_a, scores_b)
     var = r.se**2 if not math.isnan(r.se) else math.nan
-    return _finish(r.auc_a, r.auc_b, var, alpha)
+    df = t_df(check_labels(y_true), None) if t_reference else None
+    return _finish(r.auc_a, r.auc_b, var, alpha, df)
