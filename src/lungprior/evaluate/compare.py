@@ -96,10 +96,10 @@ def _untested(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, test: str, n_resamp
 
 
 def class_row(y: np.ndarray, sa: np.ndarray, sb: np.ndarray, groups: np.ndarray, test: str, n_resamples: int,
-              seed: int, alpha: float = 0.05) -> dict:
+              seed: int, alpha: float = 0.05, min_patients: int | None = None) -> dict:
     """`paired_class_test` behind the testability rule: the counts, `testable`, `note` and `p_bound` columns;
-    no z, p or CI (NaN) when the label has too few patients on a side."""
-    t = testability(y, groups)
+    no z, p or CI (NaN) when the label has too few patients on a side (`min_patients` overrides the minimum)."""
+    t = testability(y, groups) if min_patients is None else testability(y, groups, min_patients, min_patients)
     r = paired_class_test(y, sa, sb, groups, test, n_resamples, seed, alpha) if t.testable \
         else _untested(y, sa, sb, test, n_resamples)
     return {**r, **t.as_row(), "p_bound": _at_floor(r["p"], r["p_floor"])}

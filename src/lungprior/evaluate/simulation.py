@@ -32,6 +32,7 @@ class Design:
     flip: float = 0.3
     patient_sd: float = 1.5
     slope_sd: float = 0.0
+    positive_patients: int | None = None  # exactly this many patients with each finding (else by prevalence)
 
     @property
     def shape(self) -> str:
@@ -57,7 +58,11 @@ def simulate_study(rng: np.random.Generator, design: Design, *, signal: float = 
     lo, hi = design.films
     groups = np.repeat(np.arange(design.patients), rng.integers(lo, hi + 1, size=design.patients))
     n, k = groups.size, n_classes
-    z = (rng.random((design.patients, k)) < design.prevalence)[groups]
+    if design.positive_patients is None:
+        z = (rng.random((design.patients, k)) < design.prevalence)[groups]
+    else:
+        ranks = rng.random((design.patients, k)).argsort(axis=0).argsort(axis=0)
+        z = (ranks < design.positive_patients)[groups]
     fresh = rng.random((n, k)) < design.prevalence
     y = np.where(rng.random((n, k)) < design.flip, fresh, z).astype(np.int8)
 

@@ -17,8 +17,8 @@ from numpy.typing import ArrayLike
 from lungprior.evaluate.bootstrap import group_codes
 
 # The fewest patients with (and without) the finding for which the default tests hold their level.
-MIN_POS_PATIENTS = 5
-MIN_NEG_PATIENTS = 5
+MIN_POS_PATIENTS = 2
+MIN_NEG_PATIENTS = 2
 
 # comparisons.csv columns written from a `Testability`
 COUNT_COLUMNS = ("n_pos", "n_pos_patients", "n_neg", "n_neg_patients", "testable", "note")
