@@ -55,7 +55,8 @@ def design_rates(index: int, n_sims: int, n_alt: int, seed: int = 0, alpha: floa
         for i in range(n):
             rng = np.random.default_rng([seed, index, int(eff > 0), i])
             rows += _rows(*simulate_study(rng, design, effect=eff), alpha)
-        res[truth] = pd.DataFrame(rows)
+        res[truth] = pd.DataFrame(rows, columns=["kind", "p", "ci_low", "ci_high", "testable"]) if not rows \
+            else pd.DataFrame(rows)
     null, alt = res["null"], res["alt"]
     truth = true_difference(design, seed=seed)
     out = {"design": design.name, "patients x films": design.shape}
