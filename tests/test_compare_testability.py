@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_evaluate_metrics import _predictions
 from typer.testing import CliRunner
 
 from lungprior.evaluate import testability as tb
@@ -17,23 +18,14 @@ from lungprior.labels import FINDINGS, NO_FINDING
 
 def _pair(n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two runs' predictions on the same films (two per patient); Nodule is positive only on patient P0's
-    two films."""
-    rng = np.random.default_rng(seed)
-    y = (rng.random((n, len(FINDINGS))) < 0.25).astype(int)
-    nodule = FINDINGS.index("Nodule")
-    y[:, nodule] = 0
-    y[:2, nodule] = 1
-    frames = []
-    for strength in (2.0, 1.0):
-        logits = strength * y + rng.normal(size=y.shape)
-        df = pd.DataFrame(y, columns=list(FINDINGS))
-        df[NO_FINDING] = (y.sum(axis=1) == 0).astype(int)
-        df.insert(0, "patient_id", [f"P{i // 2}" for i in range(n)])
-        df.insert(0, "image_id", [f"img{i:04d}" for i in range(n)])
-        for j, k in enumerate(FINDINGS):
-            df[f"p_{k}"] = 1 / (1 + np.exp(-logits[:, j]))
-        frames.append(df)
-    return frames[0], frames[1]
+    two films; run B is run A with noise added."""
+    a = _predictions(n=n, seed=seed, signal=2.0, drop="Nodule")
+    a.loc[:1, "Nodule"], a.loc[:1, NO_FINDING] = 1, 0
+    b = a.copy()
+    rng = np.random.default_rng(seed + 1)
+    for k in FINDINGS:
+        b[f"p_{k}"] = np.clip(a[f"p_{k}"] + rng.normal(0, 0.3, n), 0, 1)
+    return a, b
 
 
 def test_a_finding_in_one_patient_gets_no_p_and_says_why() -> None:
