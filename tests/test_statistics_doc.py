@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from pathlib import Path
@@ -26,7 +27,10 @@ def _table(block: str) -> pd.DataFrame:
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()
             if line.startswith("|") and not line.startswith("|---")]
     table = pd.DataFrame(rows[1:], columns=rows[0])
-    return table.apply(lambda col: pd.to_numeric(col, errors="ignore"))
+    for col in table.columns:
+        with contextlib.suppress(ValueError):  # text columns (design names, shapes) stay text
+            table[col] = pd.to_numeric(table[col])
+    return table
 
 
 def test_testability_minimum_is_the_documented_simulation() -> None:
@@ -48,7 +52,10 @@ def test_level_table_shape_and_claims() -> None:
     assert table["patients x films"].tolist() == [d.shape for d in DESIGNS]
     for kind in ("per class", "No Finding", "macro"):
         assert (table[f"n {kind}"] >= 900).all()  # ≥ 1,000 data sets per design, nearly all testable
-        assert (table[f"level {kind}"] <= LEVEL).all(), table[["design", f"level {kind}"]]
+        # per class (5,000 rows a design): at most 0.06; No Finding and macro (1,000 rows): at most 0.06 within
+        # one Monte-Carlo SE, as the page says (No Finding 0.062 and 0.065 in two designs)
+        slack = 0.0 if kind == "per class" else table[f"n {kind}"].map(lambda n: mc_se(LEVEL, n))
+        assert (table[f"level {kind}"] <= LEVEL + slack).all(), table[["design", f"level {kind}"]]
     assert (table["power per class"] >= 0.3).sum() >= 2  # power kept in at least two designs
     assert (table["coverage per class"] >= 0.93).all()
 
