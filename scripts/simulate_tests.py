@@ -5,7 +5,7 @@
 
 The testability table (the default test's level by the number of patients with the finding) justifies
 `MIN_POS_PATIENTS` / `MIN_NEG_PATIENTS`; the level table runs every design through `compare`'s row functions.
-About 15 minutes on two CPU cores.
+About 20 minutes on two shared CPU cores.
 """
 
 from __future__ import annotations
