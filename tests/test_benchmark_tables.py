@@ -79,7 +79,7 @@ def test_tables_use_clustered_tests_cis_and_pooled_seeds(tmp_path: Path, monkeyp
     module.main()
     out = capsys.readouterr().out
     assert "### tight − original" in out and "### loose-10mm − tight" in out
-    assert "Obuchowski clustered DeLong" in out and "Holm-adjusted over the six" in out
+    assert "patient jackknife" in out and "Holm-adjusted over the six" in out
     # the per-seed cell is compare_predictions' row: difference [95% CI], Holm p
     a = pd.read_csv(exp / "runs" / "tight_s1" / "predictions.csv", dtype={"image_id": str, "patient_id": str})
     b = pd.read_csv(exp / "runs" / "original_s1" / "predictions.csv", dtype={"image_id": str, "patient_id": str})

@@ -23,27 +23,92 @@ def _independent(seed: int = 0, n: int = 180) -> tuple[np.ndarray, np.ndarray, n
     return y, np.round(y + rng.normal(size=n), 1), 0.6 * y + rng.normal(size=n)  # rounding: ties
 
 
-def test_one_film_per_patient_reduces_to_delong() -> None:
-    """Each cluster one film: S11 = 0 and Obuchowski's S10, S01 are DeLong's up to I/(I-1) vs M/(M-1), N/(N-1)."""
+def _by_definition(y: np.ndarray, scores: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Obuchowski's (1997) covariance of the AUROCs of the score columns, written out from the paper's
+    definitions with explicit loops: psi over all pairs, V10/V01 summed per cluster, S10, S01, S11."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    big_m, big_n = pos.size, neg.size
+    clusters = sorted(set(groups.tolist()))
+    i_all = len(clusters)
+    i10 = len({groups[j] for j in pos})
+    i01 = len({groups[j] for j in neg})
+    k = scores.shape[1]
+
+    def psi(x: float, z: float) -> float:
+        return 1.0 if x > z else 0.5 if x == z else 0.0
+
+    theta = np.array([np.mean([psi(scores[i, r], scores[j, r]) for i in pos for j in neg]) for r in range(k)])
+    a = np.zeros((i_all, k))  # V10_i - m_i theta
+    b = np.zeros((i_all, k))  # V01_i - n_i theta
+    for c, g in enumerate(clusters):
+        for r in range(k):
+            for i in pos[groups[pos] == g]:
+                a[c, r] += np.mean([psi(scores[i, r], scores[j, r]) for j in neg]) - theta[r]
+            for j in neg[groups[neg] == g]:
+                b[c, r] += np.mean([psi(scores[i, r], scores[j, r]) for i in pos]) - theta[r]
+    s10 = i10 / ((i10 - 1) * big_m) * (a.T @ a)
+    s01 = i01 / ((i01 - 1) * big_n) * (b.T @ b)
+    s11 = i_all / (i_all - 1) * (a.T @ b)
+    return s10 / big_m + s01 / big_n + (s11 + s11.T) / (big_m * big_n)
+
+
+def test_hand_computed_example() -> None:
+    """Three patients: P1 (positive 0.9, negative 0.3), P2 (positive 0.4), P3 (negatives 0.5 and 0.1).
+
+    theta = 5/6; V10 - m theta per patient: 1/6, -1/6, 0; V01 - n theta: 1/6, 0, -1/6; I10 = I01 = 2, I = 3.
+    S10 = 2/(1*2) * 2/36 = 1/18, S01 = 2/(1*3) * 2/36 = 1/27, S11 = 3/2 * 1/36 = 1/24;
+    var = S10/2 + S01/3 + 2 S11/6 = 1/36 + 1/81 + 1/72 = 35/648.
+    """
+    y = np.array([1, 0, 1, 0, 0])
+    s = np.array([0.9, 0.3, 0.4, 0.5, 0.1])
+    groups = np.array(["P1", "P1", "P2", "P3", "P3"])
+    aucs, cov = obuchowski_auc_cov(y, s, groups)
+    assert aucs[0] == pytest.approx(5 / 6, abs=1e-15)
+    assert cov[0, 0] == pytest.approx(35 / 648, rel=1e-12)
+    assert cov[0, 0] == pytest.approx(_by_definition(y, s[:, None], groups)[0, 0], rel=1e-12)
+    # I / (I - 1) on all three terms (the formula before) would give 57/1296: smaller
+    assert not np.isclose(cov[0, 0], 57 / 1296)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_model_covariance_matches_the_definitions(seed: int) -> None:
+    """Unequal clusters, some patients with only positive or only negative films, tied scores."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(9), rng.integers(1, 5, size=9))
+    y = (rng.random(groups.size) < 0.4).astype(int)
+    y[:2] = (1, 0)
+    scores = np.round(np.column_stack([y + rng.normal(size=y.size), 0.5 * y + rng.normal(size=y.size)]), 1)
+    _, cov = obuchowski_auc_cov(y, scores, groups)
+    ref = _by_definition(y, scores, groups)
+    assert cov == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    t = obuchowski_test(y, scores[:, 0], scores[:, 1], groups)
+    assert t.se**2 == pytest.approx(ref[0, 0] + ref[1, 1] - 2 * ref[0, 1], rel=1e-12)
+    pooled = pooled_obuchowski_test(y, scores[:, :1], scores[:, 1:], groups)
+    assert pooled.se == pytest.approx(t.se, rel=1e-12)
+
+
+def test_one_film_per_patient_equals_delong_exactly() -> None:
+    """Each patient one film: I10 = M, I01 = N, S11 = 0, so Obuchowski's covariance is DeLong's."""
     y, a, b = _independent()
     scores = np.column_stack([a, b])
     aucs, cov = obuchowski_auc_cov(y, scores, np.arange(y.size))
-    ref_aucs, _ = delong_auc_cov(y, scores)
+    ref_aucs, dl = delong_auc_cov(y, scores)
     assert aucs == pytest.approx(ref_aucs, abs=1e-15)
-    # DeLong's variance split into its positive and negative parts (each film a patient)
-    m, n, i = int(y.sum()), int((1 - y).sum()), y.size
-    _, dl = delong_auc_cov(y, scores)
-    from lungprior.evaluate.delong import _placements
-
-    v10, v01 = _placements(y.astype(np.int8), scores)
-    s10 = np.cov(v10, rowvar=False) / m
-    s01 = np.cov(v01, rowvar=False) / n
-    assert dl == pytest.approx(s10 + s01, rel=1e-12)  # DeLong as implemented (and checked against pROC)
-    expected = i / (i - 1) * (s10 * (m - 1) / m + s01 * (n - 1) / n)
-    assert cov == pytest.approx(expected, rel=1e-12)
-    assert np.diag(cov) == pytest.approx(np.diag(dl), rel=0.01)  # the finite-sample factors differ by < 1 %
+    assert cov == pytest.approx(dl, rel=1e-12, abs=1e-18)
     test, ref = obuchowski_test(y, a, b, np.arange(y.size)), delong_test(y, a, b)
-    assert test.diff == ref.diff and test.p == pytest.approx(ref.p, rel=0.02)
+    assert test.diff == ref.diff
+    assert (test.se, test.z, test.p) == pytest.approx((ref.se, ref.z, ref.p), rel=1e-12)
+
+
+def test_one_patient_with_the_finding_gives_no_variance() -> None:
+    """All positives in one patient: I10 = 1 and I10 / (I10 - 1) is undefined, so no p (not p = 0)."""
+    y, a, b = _independent(seed=2, n=60)
+    y = np.zeros_like(y)
+    y[:3] = 1
+    groups = np.r_[[0, 0, 0], np.arange(1, 58)]
+    with pytest.warns(DegenerateDataWarning, match="at least 2 patients with"):
+        t = obuchowski_test(y, a, b, groups)
+    assert np.isnan(t.p) and np.isnan(t.ci_low) and not np.isnan(t.diff)
 
 
 def test_clustered_variance_matches_the_patient_bootstrap() -> None:

@@ -9,8 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.calibration import apply_calibration, fit_calibration
-from lungprior.evaluate.clustered import obuchowski_test
+from lungprior.evaluate.clustered import delong_paired
 from lungprior.evaluate.compare import compare_predictions
+from lungprior.evaluate.jackknife import jackknife_macro_test, jackknife_test
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning, delong_test, holm_adjust, sens_spec, youden_threshold
 from lungprior.labels import FINDINGS, NO_FINDING
@@ -109,11 +110,11 @@ def test_compare_picks_the_clustered_test_and_gives_every_row_a_ci() -> None:
     table = compare_predictions(a, b.sample(frac=1.0, random_state=0), names=("orig", "tight"), n_resamples=200)
     groups = a["patient_id"].to_numpy()
     for k in FINDINGS:
-        ref = obuchowski_test(a[k], a[f"p_{k}"], b[f"p_{k}"], groups)
+        ref = jackknife_test(a[k], a[f"p_{k}"], b[f"p_{k}"], groups)
         row = table[table["target"] == k].iloc[0]
         assert row["p"] == pytest.approx(ref.p) and row["diff"] == pytest.approx(ref.diff)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref.ci_low, ref.ci_high))
-        assert row["test"].startswith("Obuchowski") and row["p_floor"] == 0
+        assert row["test"].startswith("patient jackknife") and row["p_floor"] == 0 and row["testable"]
     assert table["ci_low"].notna().all() and table["ci_high"].notna().all()
     assert ((table["ci_low"] < table["diff"]) & (table["diff"] < table["ci_high"])).all()
     # the Holm family is the five findings and No Finding, not the macro row
@@ -121,13 +122,16 @@ def test_compare_picks_the_clustered_test_and_gives_every_row_a_ci() -> None:
     assert family["target"].tolist() == [*FINDINGS, NO_FINDING]
     assert family["p_holm"].to_numpy() == pytest.approx(holm_adjust(family["p"].to_numpy()))
     nf = family.iloc[-1]
-    ref = obuchowski_test(a[NO_FINDING], 1 - a[[f"p_{k}" for k in FINDINGS]].max(axis=1),
-                          1 - b[[f"p_{k}" for k in FINDINGS]].max(axis=1), groups)
+    ref = jackknife_test(a[NO_FINDING], 1 - a[[f"p_{k}" for k in FINDINGS]].max(axis=1),
+                         1 - b[[f"p_{k}" for k in FINDINGS]].max(axis=1), groups)
     assert nf["p"] == pytest.approx(ref.p) and nf["test"].endswith("score max of raw probabilities")
     macro = table[table["target"] == "macro AUROC"].iloc[0]
     assert macro["diff"] > 0 and macro["ci_low"] < macro["diff"] < macro["ci_high"]
-    assert np.isnan(macro["p_holm"]) and macro["p_floor"] == pytest.approx(2 / 201)
-    assert macro["test"] == "paired patient bootstrap (200)"
+    cols = [f"p_{k}" for k in FINDINGS]
+    ref = jackknife_macro_test(a[list(FINDINGS)].to_numpy(), a[cols].to_numpy(), b[cols].to_numpy(), groups)
+    assert macro["p"] == pytest.approx(ref.p) and macro["diff"] == pytest.approx(ref.diff)
+    assert np.isnan(macro["p_holm"]) and macro["p_floor"] == 0 and not macro["p_bound"]
+    assert macro["test"].startswith("patient jackknife")
 
 
 def test_compare_forced_and_single_film_tests() -> None:
@@ -139,9 +143,12 @@ def test_compare_forced_and_single_film_tests() -> None:
     for table in (forced, single):
         for k in FINDINGS:
             ref = delong_test(a[k], a[f"p_{k}"], b[f"p_{k}"])
+            t_ref = delong_paired(a[k], a[f"p_{k}"], b[f"p_{k}"], t_reference=True)
             row = table[table["target"] == k].iloc[0]
-            assert row["p"] == pytest.approx(ref.p) and row["test"].startswith("DeLong")
-            assert row["ci_high"] - row["ci_low"] == pytest.approx(2 * 1.959964 * ref.se, rel=1e-5)
+            assert row["p"] == pytest.approx(t_ref.p) and row["test"].startswith("DeLong")
+            assert row["p"] > ref.p  # the t reference: never smaller than the normal one
+            assert row["ci_high"] - row["ci_low"] == pytest.approx(t_ref.ci_high - t_ref.ci_low, rel=1e-12)
+            assert row["ci_high"] - row["ci_low"] > 2 * 1.959964 * ref.se
     boot = compare_predictions(a, b, n_resamples=100, test="bootstrap")
     assert boot["test"].str.startswith("paired patient bootstrap").all()
     assert ((boot["ci_low"] <= boot["diff"]) & (boot["diff"] <= boot["ci_high"])).all()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from lungprior.console import plain_console
@@ -77,33 +79,66 @@ def evaluate_command(
     print_warnings(lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True), run_warnings(run))
 
 
+def _p_cell(p: float, bound: bool) -> str:
+    """'0.031', '≤ 0.002' (a bound) or 'n/a' for the table (format_p without its leading 'p')."""
+    from lungprior.evaluate.testability import format_p
+
+    text = format_p(p, bound=bool(bound))
+    return text.removeprefix("p = ").removeprefix("p ")
+
+
+def comparison_table(df, run_a: Path, run_b: Path) -> tuple[Table, list[str]]:
+    """`lungprior compare`'s console table (fits 80 columns) and the lines printed below it: the direction of
+    the difference, the tests that ran, and why untestable rows have no p."""
+    name_a, name_b = df["a"].iloc[0], df["b"].iloc[0]
+    table = Table(title=f"{name_a} vs {name_b}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("target", "AUROC A", "AUROC B", "A − B [95% CI]", "p", "p Holm"):
+        table.add_column(col, no_wrap=True)
+    for _, r in df.iterrows():
+        holm = "" if r["p_holm"] != r["p_holm"] else _p_cell(r["p_holm"], r.get("p_holm_bound", False))
+        table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", _diff(r),
+                      _p_cell(r["p"], r.get("p_bound", False)), holm)
+    lines = [f"diff = A − B ({name_a} minus {name_b})", f"A: {run_a}", f"B: {run_b}"]
+    for test in dict.fromkeys(df["test"]):
+        targets = df.loc[df["test"] == test, "target"].tolist()
+        lines.append(f"test ({', '.join(targets)}): {test}")
+    lines.append("p Holm: adjusted over the testable findings and No Finding of this comparison")
+    for _, r in df.iterrows():
+        if isinstance(r.get("note"), str) and r["note"]:
+            lines.append(f"{r['target']}: {r['note']}")
+    if "p_bound" in df and df["p_bound"].any():
+        lines.append("≤: a bootstrap p at its floor 2 / (B + 1); the true p may be smaller")
+    return table, lines
+
+
 def compare_command(
-    run_a: Path = typer.Argument(..., help="First evaluated run folder."),
-    run_b: Path = typer.Argument(..., help="Second evaluated run folder."),
+    run_a: Path = typer.Argument(..., help="First evaluated run folder (A in A − B)."),
+    run_b: Path = typer.Argument(..., help="Second evaluated run folder (B in A − B)."),
     out: Path = typer.Option(None, "--out", help="Write the table as OUT.csv and OUT.json."),
-    n_resamples: int = typer.Option(1000, "--bootstrap", help="Paired bootstrap resamples for the macro AUROC."),
+    n_resamples: int = typer.Option(1000, "--bootstrap", help="Resamples when --test bootstrap is chosen."),
     no_finding: str = typer.Option("max", "--no-finding", help="No Finding score: max or prod."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     test: str = typer.Option(
-        "auto", "--test", help="Per-class test: auto (obuchowski when a patient has several films, else delong), "
-        "delong, obuchowski or bootstrap."),
+        "auto", "--test", help="Per-class test: auto (jackknife when a patient has several films, else delong), "
+        "jackknife, delong, obuchowski or bootstrap."),
 ) -> None:
-    """Paired tests per class and for No Finding (clustered by patient when needed), Holm-adjusted, with 95% CIs;
-    paired patient bootstrap of the macro AUROC."""
+    """Paired tests of A − B per class, for No Finding and for the macro AUROC (clustered by patient when
+    needed), Holm-adjusted, with 95% CIs; rows with too few patients on a side get no p and say why."""
     from lungprior.evaluate.run_eval import compare_runs
 
     if out is not None:
         output_dir(out.parent, "--out")
-    df = compare_runs(run_a, run_b, out=out, n_resamples=n_resamples, seed=seed,
-                      no_finding=_no_finding_method(no_finding), test=test)
-    table = Table(title=f"{df['a'].iloc[0]} vs {df['b'].iloc[0]}")
-    for col in ("target", "AUROC A", "AUROC B", "A - B [95% CI]", "p", "p (Holm)", "test"):
-        table.add_column(col)
-    for _, r in df.iterrows():
-        holm = "" if r["p_holm"] != r["p_holm"] else f"{r['p_holm']:.4f}"
-        table.add_row(r["target"], f"{r['auc_a']:.3f}", f"{r['auc_b']:.3f}", _diff(r), f"{r['p']:.4g}",
-                      holm, r["test"])
-    plain_console().print(table)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = compare_runs(run_a, run_b, out=out, n_resamples=n_resamples, seed=seed,
+                          no_finding=_no_finding_method(no_finding), test=test)
+    table, lines = comparison_table(df, run_a, run_b)
+    console = plain_console()
+    console.print(table)
+    for line in lines:
+        console.print(line)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        console.print(f"warning: {message}")
 
 
 def register(app: typer.Typer) -> None:

@@ -148,3 +148,24 @@ def holm_adjust(pvalues: ArrayLike) -> np.ndarray:
     adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     out[ok] = adjusted
     return out
+
+
+def holm_adjust_bounds(pvalues: ArrayLike, bounds: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted p-values and whether each is an upper bound.
+
+    `bounds[i]` is True when p[i] is only known as "p ≤ value" (a bootstrap p at its floor). An adjusted value
+    is a bound when every term of Holm's running maximum that attains it comes from a bound.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    b = np.asarray(bounds, dtype=bool)
+    if b.shape != p.shape:
+        raise LungpriorError(f"bounds: expected shape {p.shape}, got {b.shape}")
+    adjusted = holm_adjust(p)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    terms = np.minimum((ok.size - np.arange(ok.size)) * p[order], 1.0)
+    out = np.zeros(p.shape, dtype=bool)
+    for i, idx in enumerate(order):
+        attained = np.isclose(terms[: i + 1], adjusted[idx], rtol=1e-12, atol=0.0)
+        out[idx] = bool(b[order[: i + 1]][attained].all())
+    return adjusted, out

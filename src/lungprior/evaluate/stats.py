@@ -1,5 +1,5 @@
-"""Public evaluation statistics: DeLong and Obuchowski's clustered tests, clustered bootstrap, Holm, No Finding
-score, Platt calibration."""
+"""Public evaluation statistics: DeLong's, Obuchowski's and the patient-jackknife paired tests, clustered bootstrap,
+Holm, testability counts, No Finding score, Platt calibration."""
 
 from __future__ import annotations
 
@@ -22,7 +22,15 @@ from lungprior.evaluate.clustered import (
     pooled_macro_test,
     pooled_obuchowski_test,
 )
-from lungprior.evaluate.delong import DeLongResult, delong_auc_cov, delong_ci, delong_test, holm_adjust
+from lungprior.evaluate.delong import (
+    DeLongResult,
+    delong_auc_cov,
+    delong_ci,
+    delong_test,
+    holm_adjust,
+    holm_adjust_bounds,
+)
+from lungprior.evaluate.jackknife import jackknife_macro_test, jackknife_test, leave_one_out_aucs
 from lungprior.evaluate.scores import (
     DegenerateDataWarning,
     auprc,
@@ -31,6 +39,7 @@ from lungprior.evaluate.scores import (
     sens_spec,
     youden_threshold,
 )
+from lungprior.evaluate.testability import testability
 
 __all__ = [
     "BootstrapCI",
@@ -52,6 +61,10 @@ __all__ = [
     "ece",
     "fit_calibration",
     "holm_adjust",
+    "holm_adjust_bounds",
+    "jackknife_macro_test",
+    "jackknife_test",
+    "leave_one_out_aucs",
     "no_finding_score",
     "obuchowski_auc_cov",
     "obuchowski_test",
@@ -59,6 +72,7 @@ __all__ = [
     "pooled_macro_test",
     "pooled_obuchowski_test",
     "sens_spec",
+    "testability",
     "weighted_auprc",
     "weighted_auroc",
     "youden_threshold",

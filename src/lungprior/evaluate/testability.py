@@ -1,9 +1,10 @@
 """Whether a paired AUROC comparison can be tested at all, and how a p value is printed.
 
 A clustered (or bootstrap) test of a class needs enough *patients* on both sides of the label: when every
-positive film belongs to one patient, the positive-side variance term is exactly zero and the test rejects a
-true null most of the time. `testability` counts films and patients with and without the finding and refuses
-a p and a CI below the minimum; `format_p` prints a p that sits at a bootstrap's floor as a bound ("p ≤ x").
+positive film belongs to one patient, there is no between-patient variation to estimate the variance from,
+and a normal-reference test rejects a true null most of the time. `testability` counts films and patients with
+and without the finding and refuses a p and a CI below the minimum; `format_p` prints a p that sits at a
+bootstrap's floor as a bound ("p ≤ x").
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from numpy.typing import ArrayLike
 
 from lungprior.evaluate.bootstrap import group_codes
 
-# The fewest patients with (and without) the finding for which the default tests hold their level.
-MIN_POS_PATIENTS = 5
-MIN_NEG_PATIENTS = 5
+# The fewest patients with (and without) the finding: the smallest count from which on the default test holds
+# its level in simulation (docs/statistics.md, "Testability"; scripts/simulate_tests.py). With one patient a side
+# no variance exists.
+MIN_POS_PATIENTS = 2
+MIN_NEG_PATIENTS = 2
 
 # comparisons.csv columns written from a `Testability`
 COUNT_COLUMNS = ("n_pos", "n_pos_patients", "n_neg", "n_neg_patients", "testable", "note")
