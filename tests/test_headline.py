@@ -190,12 +190,12 @@ def test_an_older_comparison_gets_counts_and_a_one_patient_finding_is_not_testab
 def test_holm_keeps_a_floor_a_bound() -> None:
     import numpy as np
 
-    from lungprior.experiment.tables import holm_with_bounds
+    from lungprior.evaluate.stats import holm_adjust_bounds
 
-    adj, bound = holm_with_bounds(np.array([0.002, 0.3, np.nan]), np.array([True, False, False]))
+    adj, bound = holm_adjust_bounds(np.array([0.002, 0.3, np.nan]), np.array([True, False, False]))
     assert adj[:2] == pytest.approx([0.004, 0.3]) and np.isnan(adj[2]) and bound.tolist() == [True, False, False]
     # the second-smallest p inherits the bound when the first one's scaled value is the larger
-    adj, bound = holm_with_bounds(np.array([0.004, 0.005]), np.array([True, False]))
+    adj, bound = holm_adjust_bounds(np.array([0.004, 0.005]), np.array([True, False]))
     assert adj == pytest.approx([0.008, 0.008]) and bound.tolist() == [True, True]
-    adj, bound = holm_with_bounds(np.array([0.004, 0.02]), np.array([True, False]))
+    adj, bound = holm_adjust_bounds(np.array([0.004, 0.02]), np.array([True, False]))
     assert adj == pytest.approx([0.008, 0.02]) and bound.tolist() == [True, False]

@@ -154,7 +154,8 @@ def holm_adjust_bounds(pvalues: ArrayLike, bounds: ArrayLike) -> tuple[np.ndarra
     """Holm-adjusted p-values and whether each is an upper bound.
 
     `bounds[i]` is True when p[i] is only known as "p ≤ value" (a bootstrap p at its floor). An adjusted value
-    is a bound when every term of Holm's running maximum that attains it comes from a bound.
+    is a bound when every term of Holm's running maximum that attains it comes from a bound; an adjusted value of
+    1 is never a bound ("p ≤ 1" says nothing).
     """
     p = np.asarray(pvalues, dtype=float)
     b = np.asarray(bounds, dtype=bool)
@@ -167,5 +168,5 @@ def holm_adjust_bounds(pvalues: ArrayLike, bounds: ArrayLike) -> tuple[np.ndarra
     out = np.zeros(p.shape, dtype=bool)
     for i, idx in enumerate(order):
         attained = np.isclose(terms[: i + 1], adjusted[idx], rtol=1e-12, atol=0.0)
-        out[idx] = bool(b[order[: i + 1]][attained].all())
+        out[idx] = bool(b[order[: i + 1]][attained].all()) and adjusted[idx] < 1.0
     return adjusted, out

@@ -7,12 +7,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
 from lungprior.evaluate.run_eval import METRICS, load_calibration, paired_predictions
-from lungprior.evaluate.stats import DegenerateDataWarning, holm_adjust
+from lungprior.evaluate.stats import DegenerateDataWarning, holm_adjust_bounds
 from lungprior.evaluate.testability import COUNT_COLUMNS, testability
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
@@ -110,21 +109,6 @@ def p_bounds(table: pd.DataFrame) -> pd.Series:
     return (floor > 0) & (p <= floor)
 
 
-def holm_with_bounds(p: np.ndarray, bound: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Holm-adjusted p-values and whether each is a bound: an adjusted p inherits the bound of the raw p whose
-    scaled value it takes (NaN p: left out of the family, adjusted NaN)."""
-    p, bound = np.asarray(p, dtype=float), np.asarray(bound, dtype=bool)
-    adjusted, flags = holm_adjust(p), np.zeros(p.shape, dtype=bool)
-    ok = np.flatnonzero(~np.isnan(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = (len(order) - np.arange(len(order))) * p[order]
-    best = 0
-    for i, idx in enumerate(order):
-        best = i if scaled[i] >= scaled[best] else best
-        flags[idx] = bool(bound[order[best]]) and adjusted[idx] < 1.0
-    return adjusted, flags
-
-
 def add_macro_holm(table: pd.DataFrame) -> pd.DataFrame:
     """Fill the macro rows' `p_holm` (+ `p_holm_bound`): the macro p Holm-adjusted over the masked inputs compared
     with the same original run (backbone x seed). Untestable rows (no p) are left out of the family."""
@@ -135,12 +119,12 @@ def add_macro_holm(table: pd.DataFrame) -> pd.DataFrame:
         out["p_holm_bound"] = False
         per_class = out[out["target"] != MACRO]
         for _, part in per_class.groupby(["backbone", "seed", mask_col], sort=False):
-            _, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
+            _, flags = holm_adjust_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
             out.loc[part.index, "p_holm_bound"] = flags
     out["p_holm_bound"] = out["p_holm_bound"].map(as_bool)
     macro = out[out["target"] == MACRO]
     for _, part in macro.groupby(["backbone", "seed"], sort=False):
-        adj, flags = holm_with_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
+        adj, flags = holm_adjust_bounds(part["p"].to_numpy(dtype=float), part["p_bound"].to_numpy(dtype=bool))
         out.loc[part.index, "p_holm"] = adj
         out.loc[part.index, "p_holm_bound"] = flags
     return out
