@@ -157,9 +157,9 @@ def mask_overlay_figure(images: list[np.ndarray], lungs: list[np.ndarray], specs
         for spec, color in zip(specs, colors, strict=False):
             region = kept_region(lung, spec, sp)
             ax.contour(region, levels=[0.5], colors=color, linewidths=0.8)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=9)
         ax.axis("off")
     handles = [plt.Line2D([], [], color=c, label=s.key()) for s, c in zip(specs, colors, strict=False)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return to_data_uri(fig)

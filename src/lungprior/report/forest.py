@@ -20,7 +20,7 @@ from lungprior.report.figures import looseness_order, to_data_uri
 
 TARGETS = (*FINDINGS, NO_FINDING, MACRO)
 UNTESTABLE = "#9a9a9a"
-ROW_INCHES = 0.27
+ROW_INCHES = 0.3
 
 
 def forest_rows(comparisons: pd.DataFrame) -> pd.DataFrame:
@@ -67,8 +67,8 @@ def forest_figure(comparisons: pd.DataFrame) -> str | None:
     backbones, masks, seeds = _layout(rows)
     n_rows = len(masks) * (len(TARGETS) + 1)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    row_inches = ROW_INCHES * (1 + 0.3 * (len(seeds) - 1))
-    fig, axes = plt.subplots(len(backbones), 1, figsize=(8.0, 0.9 + row_inches * n_rows * len(backbones)),
+    row_inches = ROW_INCHES * (1 + 0.2 * (len(seeds) - 1))
+    fig, axes = plt.subplots(len(backbones), 1, figsize=(6.4, 1.0 + row_inches * n_rows * len(backbones)),
                              squeeze=False, layout="constrained")
     lo, hi = _xlim(rows)
     offsets = np.linspace(-0.25, 0.25, len(seeds)) if len(seeds) > 1 else np.zeros(1)
@@ -77,12 +77,12 @@ def forest_figure(comparisons: pd.DataFrame) -> str | None:
         for g, mask in enumerate(masks):
             top = g * (len(TARGETS) + 1)
             color = colors[g % len(colors)]
-            ax.text(lo, top, f"{mask} − original", fontsize=9, fontweight="bold", va="center", ha="left",
+            ax.text(lo, top, f"{mask} − original", fontsize=10, fontweight="bold", va="center", ha="left",
                     color=color)
             for t, target in enumerate(TARGETS):
                 y = top + 1 + t
                 ticks.append(y)
-                labels.append("macro (5 findings)" if target == MACRO else target)
+                labels.append("macro" if target == MACRO else target)
                 sel = rows[(rows["backbone"].astype(str) == backbone) & (rows["mask"].astype(str) == mask)
                            & (rows["target"] == target)]
                 for s, seed in enumerate(seeds):
@@ -91,20 +91,21 @@ def forest_figure(comparisons: pd.DataFrame) -> str | None:
                         _draw(ax, one.iloc[0], y + offsets[s], color)
                 blank = [st for st in sel["status"] if st in ("not testable", "n/a")]
                 if blank:
-                    ax.text(0, y, "   " + blank[0], fontsize=8, color=UNTESTABLE, va="center", ha="left")
+                    ax.text(0, y, "   " + blank[0], fontsize=9, color=UNTESTABLE, va="center", ha="left")
         ax.axvline(0, color="#444", lw=0.8)
-        ax.set_yticks(ticks, labels, fontsize=9)
+        ax.set_yticks(ticks, labels, fontsize=10)
         ax.set_ylim(n_rows - 0.5, -0.7)
         ax.set_xlim(lo, hi)
         ax.grid(axis="x", color="#e5e5e5", lw=0.6)
-        ax.tick_params(axis="x", labelsize=9)
+        ax.tick_params(axis="x", labelsize=10)
         ax.set_title(backbone + (f" (seeds {', '.join(map(str, seeds))}, first on top)" if len(seeds) > 1 else ""),
                      fontsize=10)
-    axes[-1, 0].set_xlabel("AUROC difference, masked − original (95% CI)", fontsize=9)
+    axes[-1, 0].set_xlabel("AUROC difference, masked − original (95% CI)", fontsize=10)
     handles = [plt.Line2D([], [], ls="", marker="o", color="#333", label="adjusted p < 0.05"),
                plt.Line2D([], [], ls="", marker="o", mfc="white", color="#333", label="not significant"),
-               plt.Line2D([], [], ls="", marker="D", mfc="white", color=UNTESTABLE, label="not testable (no CI)")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+               plt.Line2D([], [], ls="", marker="D", mfc="white", color=UNTESTABLE, label="not testable")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=9, frameon=False, handletextpad=0.2,
+               columnspacing=1.0)
     return to_data_uri(fig, dpi=100)
 
 
@@ -128,7 +129,8 @@ def forest_section(comparisons: pd.DataFrame) -> str:
     return ("<h2>Masked − original, per finding</h2>"
             f'<img id="forest" src="{uri}" alt="forest plot of masked minus original AUROC">'
             "<p class='note'>Each row: the masked model's AUROC minus the original model's on the same test films, "
-            "with its 95% CI. Filled marker: significant by the headline's rule (adjusted p &lt; 0.05; per class and "
+            "with its 95% CI (macro: the mean AUROC over the five findings). Filled marker: significant by the "
+            "headline's rule (adjusted p &lt; 0.05; per class and "
             f"No Finding {html.escape(claims.family('Mass'))}; macro {html.escape(claims.family(MACRO))}); open "
             "marker: not significant. Grey “not testable”: too few patients with or without the finding for a "
             "test, so no CI and no p (the AUROC table gives the counts). Right of the line at 0: masking helps.</p>")

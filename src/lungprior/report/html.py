@@ -171,7 +171,22 @@ def comparison_rows(rows: pd.DataFrame) -> pd.DataFrame:
     out.insert(9, "p", [format_p(r["p"], claims.p_bounds_row(r)) if claims.testable(r) else "–"
                         for _, r in rows.iterrows()])
     out.insert(10, "adjusted p", [claims.p_text(r) for _, r in rows.iterrows()])
+    for col in ("n_pos", "n_pos_patients", "n_neg", "n_neg_patients"):  # counts, not measurements
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
     return out.dropna(axis=1, how="all")
+
+
+EFFICIENCY_COLUMNS = {"backbone": "backbone", "mask": "mask", "seed": "seed", "epochs_run": "epochs",
+                      "best_epoch": "best epoch", "best_val_auroc": "best val AUROC", "seconds_per_epoch": "s / epoch",
+                      "seconds_to_best": "s to best", "train_images_per_s": "images / s",
+                      "peak_memory_mb": "peak MB", "stopped_early": "stopped early"}
+
+
+def efficiency_rows(efficiency: pd.DataFrame) -> pd.DataFrame:
+    """efficiency.csv as shown: the columns a reader compares, with short headers (the input size is above)."""
+    keep = [c for c in EFFICIENCY_COLUMNS if c in efficiency.columns]
+    return efficiency[keep].rename(columns=EFFICIENCY_COLUMNS)
 
 
 def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -251,7 +266,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
                         "(neg) No Finding.</p>" + _table(comparison_rows(nf)))
     sections.append(_calibration_section(runs))
     sections.append("<h2>Training efficiency</h2>" + _img(figures.efficiency_figure(efficiency), "efficiency")
-                    + _table(efficiency))
+                    + _table(efficiency_rows(efficiency)))
     att = results[results["attention_in_lung"].notna()]
     unmeasured = _unmeasured_attention(runs)
     if att.empty and unmeasured:
