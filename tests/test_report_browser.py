@@ -67,3 +67,12 @@ def test_the_wide_tables_scroll_inside_the_page(report: Path) -> None:
     tables = got["tables"]
     assert tables and all(parent == "scroll" and box <= 390 for parent, box, _ in tables)
     assert any(wide > box for _, box, wide in tables)  # at least one really is wider than the phone
+
+
+def test_the_forest_plot_follows_the_headline_and_warnings(report: Path) -> None:
+    """Also without a browser: the forest plot is the first section, right after the warning list."""
+    page = report.read_text()
+    warnings, forest, first_h2 = page.index("id='warnings'"), page.index('id="forest"'), page.index("<h2>")
+    assert warnings < first_h2 < forest < page.index("<h2>", forest)
+    assert page[first_h2:].startswith("<h2>Masked − original, per finding</h2>")
+    assert "<meta name='viewport'" in page

@@ -21,28 +21,25 @@ if TYPE_CHECKING:  # the gallery itself needs no torch
 
 EMPTY_CELL = "no other film\nwith {finding}\nin the split"
 FLAT = "flat CAM"
-CAPTION = ("Rows: findings; columns: test films with the finding. An empty cell: the split has no further film with "
-           "that finding. “flat CAM”: Grad-CAM was constant on that film, so its overlay carries no location.")
+CAPTION = ("Rows: findings; columns: test films with the finding. An empty cell: the split has no further film "
+           "with that finding (a finding with none has no row). "
+           "“flat CAM”: Grad-CAM was constant on that film, so its overlay carries no location.")
 
 
 def write_cam_gallery(examples: list[CamExample], out_png: str | os.PathLike[str], title: str = "",
                       dpi: int = 90) -> Path:
     """Write the grid: each tile is the input image with its CAM (jet, alpha 0.45), lungs green, lesion red."""
-    findings = [f for f in FINDINGS if any(ex.finding == f for ex in examples)] or list(FINDINGS)
-    findings += sorted({ex.finding for ex in examples} - set(findings))
-    per_row = {f: [ex for ex in examples if ex.finding == f] for f in findings}
-    cols = max(1, *(len(v) for v in per_row.values()))
-    fig, axes = plt.subplots(len(findings), cols, figsize=(2.4 * cols + 0.4, 2.5 * len(findings) + 0.4),
-                             squeeze=False)
-    for r, finding in enumerate(findings):
-        for c in range(cols):
+    cells = gallery_cells(examples)
+    cols = len(cells[0][1])
+    fig, axes = plt.subplots(len(cells), cols, figsize=(2.4 * cols + 0.4, 2.5 * len(cells) + 0.4), squeeze=False)
+    for r, (_, row) in enumerate(cells):
+        for c, cell in enumerate(row):
             ax = axes[r, c]
             ax.axis("off")
-            if c < len(per_row[finding]):
-                _tile(ax, per_row[finding][c])
+            if isinstance(cell, str):
+                ax.text(0.5, 0.5, cell, ha="center", va="center", fontsize=8, color="#777", transform=ax.transAxes)
             else:
-                ax.text(0.5, 0.5, EMPTY_CELL.format(finding=finding), ha="center", va="center", fontsize=8,
-                        color="#777", transform=ax.transAxes)
+                _tile(ax, cell)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -51,6 +48,17 @@ def write_cam_gallery(examples: list[CamExample], out_png: str | os.PathLike[str
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return out
+
+
+def gallery_cells(examples: list[CamExample]) -> list[tuple[str, list[CamExample | str]]]:
+    """Per finding (in label order), its examples padded to a common width with the text of an empty cell."""
+    findings = [f for f in FINDINGS if any(ex.finding == f for ex in examples)]
+    findings += sorted({ex.finding for ex in examples} - set(findings))
+    if not findings:
+        return [("", ["no film with a finding in the split"])]
+    per_row = {f: [ex for ex in examples if ex.finding == f] for f in findings}
+    cols = max(len(v) for v in per_row.values())
+    return [(f, [*per_row[f], *[EMPTY_CELL.format(finding=f)] * (cols - len(per_row[f]))]) for f in findings]
 
 
 def _tile(ax: plt.Axes, ex: CamExample) -> None:

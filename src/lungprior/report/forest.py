@@ -52,7 +52,8 @@ def _layout(rows: pd.DataFrame) -> tuple[list[str], list[str], list]:
 
 
 def _xlim(rows: pd.DataFrame) -> tuple[float, float]:
-    values = rows[["diff", "ci_low", "ci_high"]].to_numpy(dtype=float).ravel() if not rows.empty else np.zeros(0)
+    shown = rows[rows["status"].isin(["significant", "not significant"])]  # an untestable row draws no CI
+    values = shown[["diff", "ci_low", "ci_high"]].to_numpy(dtype=float).ravel()
     values = values[np.isfinite(values)]
     reach = max(0.1, float(np.abs(values).max()) if values.size else 0.1)
     reach = np.ceil(reach * 1.15 * 20) / 20  # a margin, rounded up to 0.05
