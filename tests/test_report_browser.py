@@ -11,22 +11,12 @@ from pathlib import Path
 
 import pytest
 from pagecheck import IMAGES, open_page
+from test_experiment_run import CONFIG as TINY
 
 from lungprior.experiment import load_experiment, run_experiment
 
-CONFIG = """
-name: tiny_report_with_a_rather_long_name_that_must_wrap_on_a_phone
-dataset:
-  kind: phantom
-  phantom: {n: 110, size: 64, seed: 1, bias: 0.9}
-segmentation: {source: ground_truth}
-masks:
-  - {mode: original}
-  - {mode: tight}
-  - {mode: loose, radius_mm: 10}
-training: {backbones: [resnet10t], seeds: [0], image_size: 64, epochs: 1, batch_size: 16}
-evaluation: {bootstrap: 30, cam: true, max_cam: 2}
-"""
+# the tiny study of test_experiment_run, with a long name that must wrap on a phone
+CONFIG = TINY.replace("name: tiny", "name: tiny_report_with_a_rather_long_name_that_must_wrap_on_a_phone", 1)
 
 OVERFLOW = "[document.documentElement.scrollWidth, window.innerWidth]"
 FOREST = ("(() => { const f = document.getElementById('forest'); const w = document.getElementById('warnings');"
