@@ -6,6 +6,7 @@ import html
 import json
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -20,7 +21,8 @@ td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:t
 th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.qc td{background:#fff6e5}
-img{max-width:640px;width:100%}
+img{max-width:240px;width:100%;height:auto} a.thumb{display:inline-block}
+.scroll{overflow-x:auto;max-width:100%}
 .top{font-weight:bold;color:#c0392b}
 """
 
@@ -45,12 +47,13 @@ def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd
         f"<p>{len(scored)} film(s) scored, {len(rest)} not scored, "
         f"{len(errors)} unreadable. Sorted by the highest finding probability.</p>",
         _calibration_list(out),
-        f"<table id='films'><thead><tr><th>rank</th><th>film</th>{heads}<th>lung QC</th><th>picture</th></tr>"
-        f"</thead><tbody>{''.join(rows)}</tbody></table>",
+        "<p>Click a picture for the full figure.</p>",
+        f"<div class='scroll'><table id='films'><thead><tr><th>rank</th><th>film</th>{heads}<th>lung QC</th>"
+        f"<th>picture</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>",
     ]
     if len(errors):
-        body.append("<h2>Unreadable files</h2><table id='errors'><thead><tr><th>id</th><th>path</th><th>reason</th>"
-                    f"</tr></thead><tbody>{err_rows}</tbody></table>")
+        body.append("<h2>Unreadable files</h2><div class='scroll'><table id='errors'><thead><tr><th>id</th>"
+                    f"<th>path</th><th>reason</th></tr></thead><tbody>{err_rows}</tbody></table></div>")
     return write_page(out / "index.html", title, _STYLE, "".join(body))
 
 
@@ -63,6 +66,11 @@ def _calibration_list(out: Path) -> str:
     status = calibration_status(read_calibration(run))
     items = "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in status.items())
     return f"<div id='calibration'><p>Probabilities per finding:</p><ul>{items}</ul></div>"
+
+
+def figure_url(relative: str) -> str:
+    """A figure's path relative to the page, percent-encoded for a URL (`#`, `?`, `%` and spaces in film names)."""
+    return quote(relative.replace(os.sep, "/"), safe="/")
 
 
 def _row(r: pd.Series, rank: int | None) -> str:
@@ -78,7 +86,8 @@ def _row(r: pd.Series, rank: int | None) -> str:
     status = "" if r["scored"] == "yes" else f"<br><em>{html.escape(str(r['status']))}</em>"
     picture = str(r.get("figure", ""))
     alt = html.escape(str(r["image_id"]))
-    img = f"<img src='{html.escape(picture)}' alt='{alt}' loading='eager'>" if picture else ""
+    url = html.escape(figure_url(picture))
+    img = f"<a class='thumb' href='{url}'><img src='{url}' alt='{alt}' loading='eager'></a>" if picture else ""
     cls = " class='qc'" if str(r["qc_flag"]) != "ok" else ""
     return (f"<tr{cls}><td class='num rank'>{rank or ''}</td><td>{html.escape(str(r['image_id']))}{status}</td>"
             f"{''.join(cells)}<td>{qc}</td><td>{img}</td></tr>")

@@ -17,10 +17,10 @@ from lungprior.plotting import plt
 MODE_ORDER = {"tight": 0, "crop": 1, "loose": 2, "bbox": 3, "soft": 4, "prior": 5, "original": 6, "nolung": 7}
 
 
-def to_data_uri(fig: plt.Figure, dpi: int = 90) -> str:
-    """Render a figure to a base64 PNG data URI and close it."""
+def to_data_uri(fig: plt.Figure, dpi: int = 100) -> str:
+    """Render a figure to a base64 PNG data URI and close it (trimmed to its content, nothing cut off)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -47,7 +47,8 @@ def looseness_order(masks: list[str]) -> list[str]:
 
 def roc_figure(predictions: dict[str, pd.DataFrame], no_finding: str) -> str:
     """ROC curves per finding and for No Finding, one line per mask."""
-    fig, axes = plt.subplots(1, len(FINDINGS) + 1, figsize=(3.0 * (len(FINDINGS) + 1), 3.1), sharey=True)
+    fig, grid = plt.subplots(2, 3, figsize=(9.0, 6.2), sharex=True, sharey=True, layout="constrained")
+    axes = grid.ravel()
     for ax, target in zip(axes, (*FINDINGS, NO_FINDING), strict=True):
         for mask, df in predictions.items():
             if target == NO_FINDING:
@@ -58,14 +59,17 @@ def roc_figure(predictions: dict[str, pd.DataFrame], no_finding: str) -> str:
             if y.min() == y.max():
                 continue
             fpr, tpr, _ = roc_curve(y, s)
-            ax.plot(fpr, tpr, lw=1.2, label=mask)
+            ax.plot(fpr, tpr, lw=1.3, label=mask)
         ax.plot([0, 1], [0, 1], color="#999", lw=0.6, ls="--")
-        ax.set_title(target, fontsize=9)
-        ax.set_xlabel("1 - specificity", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("sensitivity", fontsize=8)
-    axes[-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        ax.set_title(target, fontsize=10)
+        ax.tick_params(labelsize=9)
+    for ax in grid[-1]:
+        ax.set_xlabel("1 − specificity", fontsize=9)
+    for ax in grid[:, 0]:
+        ax.set_ylabel("sensitivity", fontsize=9)
+    handles, labels = next(((h, lab) for h, lab in (a.get_legend_handles_labels() for a in axes) if h), ([], []))
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
     return to_data_uri(fig)
 
 
@@ -74,52 +78,61 @@ def auroc_bars(results: pd.DataFrame, target: str, title: str) -> str:
     sub = results[results["class"] == target]
     masks = looseness_order(sub["mask"].tolist())
     backbones = list(dict.fromkeys(sub["backbone"]))
-    fig, ax = plt.subplots(figsize=(1.3 + 1.1 * len(masks), 3.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 + 1.2 * len(masks)), 3.6), layout="constrained")
     width = 0.8 / max(1, len(backbones))
     for b, backbone in enumerate(backbones):
         part = sub[sub["backbone"] == backbone].groupby("mask")[["auroc", "ci_low", "ci_high"]].mean()
         part = part.reindex(masks)
         x = np.arange(len(masks)) + b * width
         err = np.vstack([part["auroc"] - part["ci_low"], part["ci_high"] - part["auroc"]])
-        ax.bar(x, part["auroc"], width, yerr=np.nan_to_num(err), capsize=2, label=backbone)
-    ax.set_xticks(np.arange(len(masks)) + 0.4 - width / 2, masks, rotation=20, fontsize=7, ha="right")
-    low = np.nanmin(sub["ci_low"].to_numpy(dtype=float)) if sub["ci_low"].notna().any() else 0.5
-    ax.set_ylim(max(0.0, min(0.5, low - 0.05)), 1.0)
-    ax.set_ylabel("AUROC", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.bar(x, part["auroc"], width, yerr=np.nan_to_num(err), capsize=3, label=backbone)
+    ax.set_xticks(np.arange(len(masks)) + 0.4 - width / 2, masks, rotation=20, fontsize=9, ha="right")
+    ax.set_ylim(auroc_floor(sub), 1.0)
+    ax.axhline(0.5, color="#999", lw=0.6, ls="--")
+    ax.set_ylabel("AUROC (95% CI)", fontsize=9)
+    ax.tick_params(axis="y", labelsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     return to_data_uri(fig)
+
+
+def auroc_floor(rows: pd.DataFrame) -> float:
+    """Where an AUROC axis starts: 0.5, or below it the lowest AUROC or CI bound rounded down to 0.1."""
+    values = rows[[c for c in ("auroc", "ci_low") if c in rows.columns]].to_numpy(dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    low = min(0.5, float(values.min())) if values.size else 0.5
+    return max(0.0, float(np.floor(low * 10 + 1e-9) / 10))
 
 
 def efficiency_figure(eff: pd.DataFrame) -> str:
     """Seconds per epoch and seconds to the best epoch per mask and backbone."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     masks = looseness_order(eff["mask"].tolist())
     for ax, col, label in zip(axes, ("seconds_per_epoch", "seconds_to_best"), ("s / epoch", "s to best epoch"),
                               strict=True):
         table = eff.pivot_table(index="mask", columns="backbone", values=col, aggfunc="mean").reindex(masks)
-        table.plot.bar(ax=ax, rot=20, fontsize=7)
-        ax.set_ylabel(label, fontsize=8)
+        table.plot.bar(ax=ax, rot=20, fontsize=9)
+        ax.set_ylabel(label, fontsize=9)
         ax.set_xlabel("")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.legend(fontsize=8)
     return to_data_uri(fig)
 
 
 def looseness_figure(results: pd.DataFrame) -> str:
     """Macro and No Finding AUROC as a function of looseness, per backbone."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.0), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True, layout="constrained")
     masks = looseness_order(results["mask"].tolist())
     for ax, target in zip(axes, ("macro", NO_FINDING), strict=True):
         sub = results[results["class"] == target]
         for backbone, part in sub.groupby("backbone"):
             means = part.groupby("mask")["auroc"].mean().reindex(masks)
             ax.plot(range(len(masks)), means.to_numpy(), marker="o", label=backbone)
-        ax.set_xticks(range(len(masks)), masks, rotation=20, fontsize=7, ha="right")
-        ax.set_title(f"{target} AUROC vs looseness", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_xticks(range(len(masks)), masks, rotation=20, fontsize=9, ha="right")
+        ax.set_title(f"{target} AUROC vs looseness", fontsize=10)
+        ax.tick_params(axis="y", labelsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("AUROC (mean over seeds)", fontsize=9)
+    axes[0].set_ylim(auroc_floor(results[results["class"].isin(["macro", NO_FINDING])]), 1.0)
     return to_data_uri(fig)
 
 
@@ -144,9 +157,9 @@ def mask_overlay_figure(images: list[np.ndarray], lungs: list[np.ndarray], specs
         for spec, color in zip(specs, colors, strict=False):
             region = kept_region(lung, spec, sp)
             ax.contour(region, levels=[0.5], colors=color, linewidths=0.8)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=9)
         ax.axis("off")
     handles = [plt.Line2D([], [], color=c, label=s.key()) for s, c in zip(specs, colors, strict=False)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return to_data_uri(fig)

@@ -15,23 +15,27 @@ from lungprior.data.atomic import atomic_open
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
+from lungprior.evaluate.cam_gallery import CAPTION as CAM_CAPTION
 from lungprior.evaluate.testability import format_p
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
 from lungprior.report import claims, figures
 from lungprior.report.findings import findings_sentences, seed_marker
+from lungprior.report.forest import forest_section
 from lungprior.report.headline import headline_html
 from lungprior.report.priors import prior_sections
 from lungprior.report.recommend import calibrated_predictions, recommendation_section
 from lungprior.report.run_warnings import experiment_warnings, warnings_html
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1200px;padding:0 12px;
+color:#222;overflow-wrap:anywhere}
 h1{font-size:1.6em} h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;font-size:0.85em;margin:8px 0} td,th{border:1px solid #ddd;padding:3px 7px}
+.scroll{overflow-x:auto;max-width:100%;margin:8px 0}
+table{border-collapse:collapse;font-size:0.85em;overflow-wrap:normal} td,th{border:1px solid #ddd;padding:3px 7px}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums} .sig{color:#c0392b;font-weight:bold}
-img{max-width:100%} .note{color:#666;font-size:0.85em}
+img{max-width:100%;height:auto;display:block;margin:8px 0} .note{color:#666;font-size:0.85em}
 .headline{background:#f6f8fa;border-left:4px solid #2c7be5;padding:4px 12px}
 .warnings{background:#fff8e6;border-left:4px solid #e0a800;padding:4px 12px;margin-top:8px;font-size:0.9em}
 """
@@ -48,7 +52,7 @@ def _table(df: pd.DataFrame) -> str:
             else:
                 cells.append(f"<td>{v if str(v).startswith('<span') else html.escape(str(v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _img(uri: str, alt: str) -> str:
@@ -167,7 +171,22 @@ def comparison_rows(rows: pd.DataFrame) -> pd.DataFrame:
     out.insert(9, "p", [format_p(r["p"], claims.p_bounds_row(r)) if claims.testable(r) else "–"
                         for _, r in rows.iterrows()])
     out.insert(10, "adjusted p", [claims.p_text(r) for _, r in rows.iterrows()])
+    for col in ("n_pos", "n_pos_patients", "n_neg", "n_neg_patients"):  # counts, not measurements
+        if col in out.columns:
+            out[col] = out[col].map(lambda v: "" if pd.isna(v) else str(int(v)))
     return out.dropna(axis=1, how="all")
+
+
+EFFICIENCY_COLUMNS = {"backbone": "backbone", "mask": "mask", "seed": "seed", "epochs_run": "epochs",
+                      "best_epoch": "best epoch", "best_val_auroc": "best val AUROC", "seconds_per_epoch": "s / epoch",
+                      "seconds_to_best": "s to best", "train_images_per_s": "images / s",
+                      "peak_memory_mb": "peak MB", "stopped_early": "stopped early"}
+
+
+def efficiency_rows(efficiency: pd.DataFrame) -> pd.DataFrame:
+    """efficiency.csv as shown: the columns a reader compares, with short headers (the input size is above)."""
+    keep = [c for c in EFFICIENCY_COLUMNS if c in efficiency.columns]
+    return efficiency[keep].rename(columns=EFFICIENCY_COLUMNS)
 
 
 def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -213,7 +232,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
     efficiency = pd.read_csv(exp / "efficiency.csv")
     manifest = Path(data["manifest"])
     sections = [f"<h1>lungprior report: {html.escape(cfg.name)}</h1>", headline_html(exp, exp / "report.html"),
-                warnings_html(experiment_warnings(exp, runs)),
+                warnings_html(experiment_warnings(exp, runs)), forest_section(comparisons),
                 f'<p class="note">lungprior {__version__}; {len(runs)} runs; backbones '
                 f'{", ".join(cfg.training.backbones)}; seeds {cfg.training.seeds}</p>']
     sections.append("<h2>Findings</h2><ul>" + "".join(
@@ -247,7 +266,7 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
                         "(neg) No Finding.</p>" + _table(comparison_rows(nf)))
     sections.append(_calibration_section(runs))
     sections.append("<h2>Training efficiency</h2>" + _img(figures.efficiency_figure(efficiency), "efficiency")
-                    + _table(efficiency))
+                    + _table(efficiency_rows(efficiency)))
     att = results[results["attention_in_lung"].notna()]
     unmeasured = _unmeasured_attention(runs)
     if att.empty and unmeasured:
@@ -259,10 +278,13 @@ def write_report(cfg: ExperimentConfig, exp: Path, runs: list[dict[str, Any]], d
         pg = att.pivot_table(index=["backbone", "mask"], columns="class", values="pointing_game")
         if not pg.empty:
             sections.append("<p>Pointing game (CAM maximum on the lesion):</p>" + _table(pg.reset_index()))
-        for r in runs:
-            gallery = Path(r["run_dir"]) / "cam_gallery.png"
-            if r["seed"] == cfg.training.seeds[0] and r["backbone"] == cfg.training.backbones[0] and gallery.is_file():
-                sections.append(f"<p>{html.escape(r['mask'])}</p>" + _img(figures.png_file_uri(str(gallery)), "CAM"))
+        galleries = [(r["mask"], Path(r["run_dir"]) / "cam_gallery.png") for r in runs
+                     if r["seed"] == cfg.training.seeds[0] and r["backbone"] == cfg.training.backbones[0]]
+        galleries = [(mask, path) for mask, path in galleries if path.is_file()]
+        if galleries:
+            sections.append(f"<p class='note'>Grad-CAM galleries. {html.escape(CAM_CAPTION)}</p>")
+        for mask, path in galleries:
+            sections.append(f"<p>{html.escape(mask)}</p>" + _img(figures.png_file_uri(str(path)), "CAM"))
     return write_page(exp / "report.html", f"lungprior report: {cfg.name}", STYLE, "".join(sections))
 
 
@@ -280,7 +302,8 @@ def _unmeasured_attention(runs: list[dict[str, Any]]) -> str:
 
 def write_page(path: Path, title: str, style: str, body: str) -> Path:
     """A self-contained HTML page (`title` escaped, `style` and `body` as given), written atomically."""
-    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    text = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{body}</body></html>")
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
