@@ -11,6 +11,7 @@ from types import ModuleType
 
 import torch
 
+from lungprior.data.regular import open_regular
 from lungprior.errors import LungpriorError
 
 LITEMEDSAM_FILENAME = "lite_medsam.pth"
@@ -33,9 +34,9 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file, read in 1 MiB chunks; a FIFO or device (`/dev/zero`) is refused before reading."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
