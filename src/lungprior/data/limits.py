@@ -28,19 +28,21 @@ def max_pixels() -> int:
     return value
 
 
-def check_pixels(path: str | os.PathLike[str], width: int, height: int, frames: int = 1) -> None:
+def check_pixels(
+    path: str | os.PathLike[str], width: int, height: int, frames: int = 1, *, aspect: bool = True
+) -> None:
     """The one size gate for untrusted dimensions (image headers, CSV sizes), checked before anything is allocated.
 
     Raises `ImageReadError` naming `path` when a side is not positive, when one side is more than `MAX_ASPECT`
-    times the other (a 16 x 20000 "film" would be resized to a side of 0 pixels), or when the size is over the
-    pixel limit.
+    times the other (a 16 x 20000 "film" would be resized to a side of 0 pixels; `aspect=False` for crops and
+    other parts of a film), or when the size is over the pixel limit.
     """
     limit = max_pixels()
     w, h, n = int(width), int(height), max(int(frames), 1)
     size = f"{w}x{h}" + (f"x{n}" if n > 1 else "")
     if w < 1 or h < 1:
         raise ImageReadError(path, f"image size {size} pixels: a side is not positive")
-    if max(w, h) > MAX_ASPECT * min(w, h):
+    if aspect and max(w, h) > MAX_ASPECT * min(w, h):
         raise ImageReadError(path, f"image size {size} pixels: one side is over {MAX_ASPECT} times the other, "
                              "not a film")
     total = w * h * n
