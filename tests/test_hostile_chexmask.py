@@ -79,6 +79,6 @@ def test_rle_values_past_int64_are_one_line() -> None:
     from lungprior.data.chexmask import RleError
 
     for code in ("1 99999999999999999999999", "9223372036854775807 9223372036854775807"):
-        with pytest.raises(RleError, match="too large|past"):
+        with pytest.raises(RleError, match=r"too large|past"):
             decode_rle(code, 8, 8)
     assert decode_rle(FULL, 8, 8).all() and np.asarray(decode_rle("", 8, 8)).sum() == 0
