@@ -38,13 +38,14 @@ def read_json_file(path: str | os.PathLike[str]) -> Any:
         raise LungpriorError(f"{p}: not valid JSON ({one_line(exc, 120)})") from None
 
 
-def validate(model: type[BaseModel], data: Any, where: str | os.PathLike[str]) -> BaseModel:
-    """`model.model_validate(data)`, or one line: "WHERE: key.path: message"."""
+def validate(model: type[BaseModel], data: Any, where: str | os.PathLike[str], prefix: str = "") -> Any:
+    """`model.model_validate(data)`, or one line: "WHERE: prefix.key.path: message"."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        key = ".".join([prefix, *(str(x) for x in first["loc"])] if prefix else [str(x) for x in first["loc"]])
+        key = key or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise LungpriorError(f"{where}: {key}: {first['msg']}{more}") from None
 
