@@ -147,3 +147,19 @@ def test_a_tampered_onnx_cache_is_not_reused(tmp_path: Path) -> None:
     assert _intact(tmp_path, files)
     files[0].write_bytes(b"graph trunc")
     assert not _intact(tmp_path, files)
+
+
+class _Payload:
+    def __reduce__(self) -> tuple:
+        return (print, ("code ran",))
+
+
+def test_planted_checkpoint_refusal_gives_no_weights_only_advice(tmp_path: Path) -> None:
+    from lungprior.classify.run import load_checkpoint
+    from lungprior.segment.weights import _read_checkpoint
+
+    torch.save({"state_dict": {}, "payload": _Payload()}, tmp_path / "planted.ckpt")
+    for load in (lambda p: load_checkpoint(p, "delete it"), _read_checkpoint):
+        with pytest.raises(LungpriorError, match=r"GLOBAL builtins\.print") as info:
+            load(tmp_path / "planted.ckpt")
+        assert "weights_only" not in str(info.value) and "\n" not in str(info.value)

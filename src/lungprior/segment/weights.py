@@ -12,7 +12,7 @@ from types import ModuleType
 import torch
 
 from lungprior.data.regular import open_regular
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, unpickling_reason
 
 LITEMEDSAM_FILENAME = "lite_medsam.pth"
 LITEMEDSAM_SIZE = 39_370_479
@@ -84,8 +84,7 @@ def _read_checkpoint(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for unreadable or unsafe files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LungpriorError(f"{path}: cannot read checkpoint ({reason})") from exc
+        raise LungpriorError(f"{path}: cannot read checkpoint ({unpickling_reason(exc)})") from None
 
 
 def extract_state_dict(checkpoint: object, path: str | os.PathLike[str] = "<checkpoint>") -> dict[str, torch.Tensor]:
