@@ -58,4 +58,5 @@ def unpickling_reason(exc: BaseException) -> str:
     found = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
     useful = found or [line for line in lines if "weights_only" not in line and "torch.load" not in line
                        and "can still be loaded" not in line and "Weights only load failed" not in line]
-    return (useful[0] if useful else "not a plain tensor file")[:160]
+    reason = useful[0].split(" Please ")[0] if useful else "not a plain tensor file"  # no "allowlist it" advice
+    return reason[:160]
