@@ -30,7 +30,7 @@ from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask, write_png
 from lungprior.data.limits import check_pixels
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
-from lungprior.data.regular import require_regular_file
+from lungprior.data.regular import regular_file_problem, require_regular_file
 from lungprior.data.safename import safe_name
 from lungprior.data.splits import patient_split
 from lungprior.errors import ImageReadError, LungpriorError, one_line
@@ -200,8 +200,9 @@ def _import_film(
 ) -> tuple[dict[str, Any], dict[str, str] | None, list[str]]:
     notes: list[str] = []
     path = images / film
-    if not path.is_file():
-        return {}, _excluded(image_id, path, "image without file", "film listed in structure.csv not found"), notes
+    problem = regular_file_problem(path)
+    if problem is not None:  # missing, or a FIFO or device (refused before it is opened)
+        return {}, _excluded(image_id, path, "image without file", f"film listed in structure.csv: {problem}"), notes
     try:
         image, meta = read_image(path)
     except ImageReadError as exc:
