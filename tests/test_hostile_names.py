@@ -134,3 +134,18 @@ def test_structure_resolution_zero_or_huge_is_one_excluded_film(tmp_path: Path) 
     assert result.manifest["image_id"].tolist() == ["ok"]
     reasons = {e["item"]: e["reason"] for e in result.summary["excluded"]}
     assert "not positive" in reasons["zero"] and "MP limit" in reasons["huge"]
+
+
+def test_predict_inputs_bad_spacing_is_one_line_and_odd_film_names_get_safe_ids(tmp_path: Path) -> None:
+    from lungprior.predict import collect_films
+
+    film = tmp_path / "films" / "a\nb#c?%.png"
+    film.parent.mkdir()
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(film, "PNG")
+    (found,) = collect_films([film.parent])
+    assert found.image_id == safe_name("a\nb#c?%") and found.image_id.isprintable() and "#" not in found.image_id
+    for value in ("abc", "-1", "0", "inf"):
+        pd.DataFrame({"image_id": ["a"], "path": [str(film)], "pixel_spacing_mm": [value]}).to_csv(
+            tmp_path / "m.csv", index=False)
+        with pytest.raises(LungpriorError, match="pixel_spacing_mm of 'a'"):
+            collect_films([tmp_path / "m.csv"])

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lungprior.data.io import is_image_file
 from lungprior.data.manifest import read_csv, resolve
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, shown
 from lungprior.segment.infer.paths import mask_name
 
 
@@ -61,7 +62,13 @@ def _manifest_films(path: Path) -> list[tuple[str | None, Path, float | None]]:
     missing = [c for c in ("image_id", "path") if c not in df.columns]
     if missing:
         raise LungpriorError(f"{path}: a manifest needs the columns image_id and path (missing {', '.join(missing)})")
-    spacing = df["pixel_spacing_mm"] if "pixel_spacing_mm" in df.columns else pd.Series([None] * len(df))
+    given = df["pixel_spacing_mm"] if "pixel_spacing_mm" in df.columns else pd.Series([None] * len(df))
+    spacing = pd.to_numeric(given, errors="coerce")
+    bad = given.notna() & ~(np.isfinite(spacing) & (spacing > 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad.to_numpy())[0])
+        raise LungpriorError(f"{path}: pixel_spacing_mm of {df['image_id'].iloc[k]!r} is {shown(given.iloc[k])}; "
+                             "give a positive number of mm, or leave the cell empty")
     return [
         (str(i), resolve(df, str(p)), float(s) if pd.notna(s) else None)
         for i, p, s in zip(df["image_id"], df["path"], spacing, strict=True)
