@@ -164,3 +164,18 @@ def test_planted_checkpoint_refusal_gives_no_weights_only_advice(tmp_path: Path)
             load(tmp_path / "planted.ckpt")
         assert "weights_only" not in str(info.value) and "safe_globals" not in str(info.value)
         assert "\n" not in str(info.value)
+
+
+def test_export_full_disk_names_the_output(run: Path, tmp_path: Path) -> None:
+    from test_output_errors import _mount, _umount
+
+    disk = tmp_path / "disk"
+    if not _mount(disk, "size=256k"):
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        with pytest.raises(LungpriorError, match="No space left on device") as info:
+            export_run(run, disk / "out")
+        assert str(disk / "out" / "classifier.onnx") in str(info.value) and str(run) not in str(info.value)
+        assert [p.name for p in (disk / "out").iterdir()] == []
+    finally:
+        _umount(disk)
