@@ -149,3 +149,13 @@ def test_predict_inputs_bad_spacing_is_one_line_and_odd_film_names_get_safe_ids(
             tmp_path / "m.csv", index=False)
         with pytest.raises(LungpriorError, match="pixel_spacing_mm of 'a'"):
             collect_films([tmp_path / "m.csv"])
+
+
+def test_an_output_folder_inside_an_input_folder_is_not_read_back(tmp_path: Path) -> None:
+    from lungprior.predict import collect_films
+
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "out" / "films").mkdir(parents=True)
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "out" / "films" / "a.png")
+    assert len(collect_films([tmp_path])) == 2
+    assert [f.path for f in collect_films([tmp_path], exclude=tmp_path / "out")] == [tmp_path / "a.png"]

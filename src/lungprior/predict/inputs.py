@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lungprior.data.io import is_image_file
@@ -26,13 +26,18 @@ class Film:
     spacing_mm: float | None = None
 
 
-def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
+def collect_films(
+    inputs: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
+) -> list[Film]:
     """Expand the inputs in order; a `.csv` is a manifest (`image_id`, `path`, optional `pixel_spacing_mm`).
 
     Folders are searched recursively (hidden files and folders skipped); a file given by name is taken even
     if its extension is unknown, so that an unreadable file becomes a row of `errors.csv`. Ids are file names
     without their image extension, made unique with a short hash of the path when two files share a name.
+    Files under `exclude` (the output folder, when it lies inside an input folder) are skipped, so that a rerun
+    never scores its own pictures.
     """
+    skip = Path(exclude).resolve() if exclude is not None else None
     if not inputs:
         raise LungpriorError("no input given: pass image files, folders or a manifest .csv")
     found: list[tuple[str | None, Path, float | None]] = []
@@ -41,7 +46,7 @@ def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
         if p.suffix.lower() == ".csv" and p.is_file():
             found += _manifest_films(p)
         elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if not _hidden(f, p) and is_image_file(f))
+            files = sorted(f for f in p.rglob("*") if not _hidden(f, p) and not _inside(f, skip) and is_image_file(f))
             if not files:
                 raise LungpriorError(f"{p}: no image or DICOM files in this folder")
             found += [(None, f, None) for f in files]
@@ -64,9 +69,9 @@ def _manifest_films(path: Path) -> list[tuple[str | None, Path, float | None]]:
         raise LungpriorError(f"{path}: a manifest needs the columns image_id and path (missing {', '.join(missing)})")
     given = df["pixel_spacing_mm"] if "pixel_spacing_mm" in df.columns else pd.Series([None] * len(df))
     spacing = pd.to_numeric(given, errors="coerce")
-    bad = given.notna() & ~(np.isfinite(spacing) & (spacing > 0))
-    if bad.any():
-        k = int(np.flatnonzero(bad.to_numpy())[0])
+    bad = [pd.notna(g) and not (math.isfinite(v) and v > 0) for g, v in zip(given, spacing, strict=True)]
+    if any(bad):
+        k = bad.index(True)
         raise LungpriorError(f"{path}: pixel_spacing_mm of {df['image_id'].iloc[k]!r} is {shown(given.iloc[k])}; "
                              "give a positive number of mm, or leave the cell empty")
     return [
@@ -87,3 +92,7 @@ def _unique(found: list[tuple[str | None, Path, float | None]]) -> list[Film]:
         seen[mask_name(image_id)] = path.resolve()
         films.append(Film(image_id, path, spacing))
     return films
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and folder in path.resolve().parents

@@ -87,7 +87,7 @@ def predict_films(
         raise LungpriorError(f"{run}: not a finished training run (needs {CONFIG} and {MODEL})")
     cfg = TrainConfig.from_json(run / CONFIG)
     seg = resolve_segmentation(run, cfg, backend=seg_backend, weights=seg_weights)
-    films = collect_films(inputs)
+    films = collect_films(inputs, exclude=out_dir)
     out = Path(out_dir)
     calibration = read_calibration(run)
     settings = {"run": str(run.resolve()), "engine": engine, "allow_qc_fail": allow_qc_fail, "cam": cam,
