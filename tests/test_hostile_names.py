@@ -159,3 +159,11 @@ def test_an_output_folder_inside_an_input_folder_is_not_read_back(tmp_path: Path
     Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "out" / "films" / "a.png")
     assert len(collect_films([tmp_path])) == 2
     assert [f.path for f in collect_films([tmp_path], exclude=tmp_path / "out")] == [tmp_path / "a.png"]
+
+
+def test_a_fifo_as_a_table_is_refused_without_blocking(tmp_path: Path) -> None:
+    from lungprior.data.manifest import read_csv
+
+    os.mkfifo(tmp_path / "manifest.csv")
+    with pytest.raises(LungpriorError, match="FIFO"):
+        read_csv(tmp_path / "manifest.csv")

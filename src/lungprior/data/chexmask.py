@@ -5,7 +5,8 @@ encoded), `Height` and `Width`. Its run-length code, as CheXmask's own decoder r
 taken in pairs (start, length); starts count from 1 over the mask flattened in row-major (C) order, i.e.
 pixel k (0-based) of the flat array is row k // Width, column k % Width; every run is set. An empty cell is an
 empty mask. `convert_chexmask` writes `OUT/masks/<id>.png` (both lungs) and `OUT/heart/<id>.png`, scaled to each
-stored film's size (nearest neighbour), `OUT/excluded.csv` (films left out and why) and `OUT/chexmask.json`.
+stored film's size (nearest neighbour), `OUT/excluded.csv` (films left out and why), `OUT/masks.csv` (image id
+-> mask file) and `OUT/chexmask.json`.
 """
 
 from __future__ import annotations
