@@ -146,3 +146,30 @@ def test_export_refusals(root: Path) -> None:
     card = json.loads((out / "model_card.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert card["metrics"]["macro_auroc"] == 0.8
     assert not (root.parent / "home" / ".cache" / "Microsoft").exists()  # ONNX Runtime's telemetry folder
+
+
+def test_segment_batch_goes_on_past_hostile_films(root: Path) -> None:
+    films = root / "films"
+    films.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for image_id, size in (("../x", (64, 80)), ("L" * 240, (64, 80)), ("thin", (16, 400)), ("fifo", None),
+                           ("ok", (64, 80))):
+        path = films / f"{len(rows)}.png"
+        if size is None:
+            os.mkfifo(path)
+        else:
+            Image.fromarray((rng.random(size) * 255).astype(np.uint8)).save(path)
+        rows.append({"image_id": image_id, "path": str(path), "patient_id": "p", "view": "PA", "split": "test",
+                     "pixel_spacing_mm": 1.0})
+    pd.DataFrame(rows).to_csv(root / "m.csv", index=False)
+    out = root / "out"
+    before = snapshot(root)
+    result = cli("segment", "--manifest", str(root / "m.csv"), "--out", str(out), "--engine", "torch", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert changes(before, snapshot(root, skip=out)) == []
+    errors = pd.read_csv(out / "errors.csv", dtype=str).set_index("image_id")["reason"].to_dict()
+    assert set(errors) == {"thin", "fifo"} and "times the other" in errors["thin"] and "FIFO" in errors["fifo"]
+    qc = pd.read_csv(out / "qc.csv", dtype=str, keep_default_na=False)
+    assert sorted(qc["image_id"]) == sorted(["../x", "L" * 240, "ok"])  # the batch went on
+    assert len(list((out / "masks").iterdir())) == 3
