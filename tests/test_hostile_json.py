@@ -41,7 +41,9 @@ def run(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("metrics, key", [
     ('{"macro_auroc": "high"}', "macro_auroc"),
     ('{"per_class": {"Effusion": {"auroc": [1]}}}', "per_class.Effusion.auroc"),
-    ('{"macro_auroc": NaN}', "NaN"),
+    ('{"macro_auroc": NaN}', "macro_auroc: Input should be a finite number"),
+    ('{"per_class": {"Effusion": {"auroc": {"estimate": Infinity}}}}',
+     "per_class.Effusion.auroc.estimate: Input should be a finite"),
     ('{"n_images": 1.5}', "n_images"),
     ("[1, 2", "not valid JSON"),
     ("[]", "(top level)"),
@@ -61,10 +63,17 @@ def test_model_card_never_holds_nan(run: Path, tmp_path: Path) -> None:
         export_run(run, tmp_path / "bad")
     assert not (tmp_path / "bad" / "classifier.onnx").exists()
     (run / "calibration.json").unlink()
-    (run / "metrics.json").write_text('{"macro_auroc": 0.7, "per_class": {"Effusion": {"auroc": 0.7}}}')
+    ci = {"estimate": 0.7, "low": 0.6, "high": 0.8, "n_used": 200, "n_skipped": 0}
+    undefined = {"estimate": None, "low": None, "high": None}
+    metrics = {"n_images": 40, "n_patients": 30, "bootstrap": {"n_resamples": 200, "alpha": 0.05, "unit": "patient"},
+               "per_class": {"Effusion": {"auroc": ci, "auprc": ci, "n_positive": 5},
+                             "Nodule": {"auroc": undefined, "auprc": undefined}},
+               "macro_auroc": ci, "no_finding": {"auroc": ci}, "calibration": {"raw": {"ece": float("nan")}}}
+    (run / "metrics.json").write_text(json.dumps(metrics))  # as `evaluate` writes it; NaN where the card never looks
     result = export_run(run, tmp_path / "ok")
     card = _strict_json(result.card)
-    assert card["metrics"]["macro_auroc"] == 0.7 and result.onnx.is_file()
+    assert card["metrics"]["macro_auroc"] == ci and result.onnx.is_file()
+    assert card["metrics"]["per_class"]["Nodule"]["auroc"] == undefined
 
 
 def _onnx(path: Path, outputs: int = 5, value: float | None = None) -> Path:

@@ -138,7 +138,7 @@ def _metrics(run: Path) -> dict[str, Any] | None:
     path = run / "metrics.json"
     if not path.exists():
         return None
-    m = check_metrics(read_json_file(path), path)
+    m = check_metrics(read_json_file(path, allow_nan=True), path)
     return {"split": m.get("split", "test"), "n_images": m.get("n_images"), "n_patients": m.get("n_patients"),
             "bootstrap": m.get("bootstrap"), "macro_auroc": m.get("macro_auroc"),
             "per_class": {k: {"auroc": v.get("auroc"), "auprc": v.get("auprc")}

@@ -25,13 +25,14 @@ _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 _OPEN = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
-def read_json_file(path: str | os.PathLike[str]) -> Any:
-    """Parse a JSON file (NaN and Infinity refused); one line naming the file when it cannot be read."""
+def read_json_file(path: str | os.PathLike[str], *, allow_nan: bool = False) -> Any:
+    """Parse a JSON file (NaN and Infinity refused unless `allow_nan`: the schema then checks the keys that are
+    used); one line naming the file when it cannot be read."""
     p = Path(path)
     try:
         with open_regular(p) as fh:  # a FIFO in place of the file is refused, not waited on
             text = fh.read().decode("utf-8")
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text) if allow_nan else json.loads(text, parse_constant=_refuse_constant)
     except (OSError, UnicodeDecodeError) as exc:
         raise LungpriorError(f"{p}: cannot read ({one_line(exc, 120)})") from None
     except ValueError as exc:
@@ -39,15 +40,32 @@ def read_json_file(path: str | os.PathLike[str]) -> Any:
 
 
 def validate(model: type[BaseModel], data: Any, where: str | os.PathLike[str], prefix: str = "") -> Any:
-    """`model.model_validate(data)`, or one line: "WHERE: prefix.key.path: message"."""
+    """`model.model_validate(data)`, or one line: "WHERE: prefix.key.path: message" (a non-finite number first)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join([prefix, *(str(x) for x in first["loc"])] if prefix else [str(x) for x in first["loc"]])
-        key = key or "(top level)"
+        errors = exc.errors()
+        first = next((e for e in errors if e["type"] == "finite_number"), errors[0])
+        parts = [prefix] if prefix else []
+        key = ".".join([*parts, *_key_path(data, first["loc"])]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise LungpriorError(f"{where}: {key}: {first['msg']}{more}") from None
+
+
+def _key_path(data: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The part of a pydantic error location that names keys of `data` (union members' type names dropped)."""
+    path: list[str] = []
+    for n, part in enumerate(loc):
+        inside = (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))
+        if inside:
+            data = data[part]
+            path.append(str(part))
+        elif isinstance(data, dict) and n == len(loc) - 1:
+            path.append(str(part))  # an unknown or a missing key
+        elif not isinstance(data, dict):
+            break  # the value itself is wrong; the rest names union members
+    return path
 
 
 def first_non_finite(value: Any, key: str = "") -> str | None:
@@ -114,10 +132,24 @@ def check_segmentation_record(record: Any, where: str | os.PathLike[str]) -> dic
     return dict(record)
 
 
+class _Estimate(BaseModel):
+    """A metric with its bootstrap interval, as `lungprior evaluate` writes it (undefined values are null)."""
+
+    model_config = _OPEN
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    n_used: int | None = None
+    n_skipped: int | None = None
+
+
+_Metric = _Estimate | float | None
+
+
 class _Scores(BaseModel):
     model_config = _OPEN
-    auroc: float | None = None
-    auprc: float | None = None
+    auroc: _Metric = None
+    auprc: _Metric = None
 
 
 class _Metrics(BaseModel):
@@ -125,16 +157,14 @@ class _Metrics(BaseModel):
     split: str = "test"
     n_images: int | None = None
     n_patients: int | None = None
-    bootstrap: dict[str, Any] | int | None = None
-    macro_auroc: float | None = None
+    bootstrap: dict[str, Any] | None = None
+    macro_auroc: _Metric = None
     per_class: dict[str, _Scores] | None = None
     no_finding: _Scores | None = None
 
 
 def check_metrics(data: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
-    """A run's `metrics.json` checked where the model card reads it (types, finite numbers)."""
+    """A run's `metrics.json` checked where the model card reads it: types, finite numbers (the rest of the file
+    is not used by the card)."""
     validate(_Metrics, data, where)
-    bad = first_non_finite(data)
-    if bad is not None:
-        raise LungpriorError(f"{where}: {bad}: not a finite number")
     return dict(data)
