@@ -153,12 +153,27 @@ def test_predict_inputs_bad_spacing_is_one_line_and_odd_film_names_get_safe_ids(
 
 def test_an_output_folder_inside_an_input_folder_is_not_read_back(tmp_path: Path) -> None:
     from lungprior.predict import collect_films
+    from lungprior.predict.inputs import PREDICT_SETTINGS
+    from lungprior.predict.pipeline import SETTINGS
 
+    assert PREDICT_SETTINGS == SETTINGS
     Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "out" / "films").mkdir(parents=True)
     Image.fromarray(np.full((64, 64), 100, np.uint8)).save(tmp_path / "out" / "films" / "a.png")
-    assert len(collect_films([tmp_path])) == 2
-    assert [f.path for f in collect_films([tmp_path], exclude=tmp_path / "out")] == [tmp_path / "a.png"]
+    assert len(collect_films([tmp_path])) == 2  # not yet an output folder
+    (tmp_path / "out" / SETTINGS).write_text("{}")
+    assert [f.path for f in collect_films([tmp_path])] == [tmp_path / "a.png"]
+
+
+def test_a_second_live_predict_into_one_folder_is_refused(tmp_path: Path) -> None:
+    from lungprior.data.lock import folder_lock
+    from lungprior.errors import FolderBusyError
+    from lungprior.predict import predict_films
+
+    with folder_lock(tmp_path / "out", "predict"), pytest.raises(FolderBusyError, match="in use by process"):
+        predict_films(tmp_path / "no-run", [tmp_path], tmp_path / "out")
+    with pytest.raises(LungpriorError, match="not a finished training run"):  # the lock is free again
+        predict_films(tmp_path / "no-run", [tmp_path], out_dir=tmp_path / "out")
 
 
 def test_a_fifo_as_a_table_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import LungpriorError, shown
 from lungprior.segment.infer.paths import mask_name
 
+#: The settings file `predict_films` writes in its output folder (`pipeline.SETTINGS`): it marks an output folder.
+PREDICT_SETTINGS = "predict.json"
+
 
 @dataclass(frozen=True)
 class Film:
@@ -26,18 +29,15 @@ class Film:
     spacing_mm: float | None = None
 
 
-def collect_films(
-    inputs: Sequence[str | os.PathLike[str]], exclude: str | os.PathLike[str] | None = None
-) -> list[Film]:
+def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
     """Expand the inputs in order; a `.csv` is a manifest (`image_id`, `path`, optional `pixel_spacing_mm`).
 
     Folders are searched recursively (hidden files and folders skipped); a file given by name is taken even
     if its extension is unknown, so that an unreadable file becomes a row of `errors.csv`. Ids are file names
     without their image extension, made unique with a short hash of the path when two files share a name.
-    Files under `exclude` (the output folder, when it lies inside an input folder) are skipped, so that a rerun
-    never scores its own pictures.
+    Folders holding a `predict.json` (the output of an earlier `predict`, e.g. an `--out` inside an input folder)
+    are skipped, so that a rerun never scores its own pictures.
     """
-    skip = Path(exclude).resolve() if exclude is not None else None
     if not inputs:
         raise LungpriorError("no input given: pass image files, folders or a manifest .csv")
     found: list[tuple[str | None, Path, float | None]] = []
@@ -46,7 +46,9 @@ def collect_films(
         if p.suffix.lower() == ".csv" and p.is_file():
             found += _manifest_films(p)
         elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if not _hidden(f, p) and not _inside(f, skip) and is_image_file(f))
+            outputs = {marker.parent for marker in p.rglob(PREDICT_SETTINGS)}  # earlier predict outputs in it
+            files = sorted(f for f in p.rglob("*")
+                           if not _hidden(f, p) and not outputs.intersection(f.parents) and is_image_file(f))
             if not files:
                 raise LungpriorError(f"{p}: no image or DICOM files in this folder")
             found += [(None, f, None) for f in files]
@@ -92,7 +94,3 @@ def _unique(found: list[tuple[str | None, Path, float | None]]) -> list[Film]:
         seen[mask_name(image_id)] = path.resolve()
         films.append(Film(image_id, path, spacing))
     return films
-
-
-def _inside(path: Path, folder: Path | None) -> bool:
-    return folder is not None and folder in path.resolve().parents
