@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from lungprior.cli.main import app
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.report.figures import histogram
+from lungprior.segment.infer.paths import mask_name
 from lungprior.segment.infer.qc import QC_COLUMNS
 
 NIH_HEADER = (
@@ -34,7 +35,7 @@ def test_masks_gallery_with_a_formula_id_and_a_markup_path(bench: Path, tmp_path
     (seg / "masks").mkdir(parents=True)
     ids = ["$^$", "[bold]b"]
     for new, old in zip(ids, df["image_id"], strict=False):
-        shutil.copy(bench / "masks" / f"{old}.png", seg / "masks" / f"{new}.png")
+        shutil.copy(bench / "masks" / f"{old}.png", seg / "masks" / mask_name(new))
     df = df.iloc[: len(ids)].assign(image_id=ids, path=[str(bench / p) for p in df["path"].iloc[: len(ids)]])
     manifest = tmp_path / "m.csv"
     df.to_csv(manifest, index=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 
@@ -47,3 +48,15 @@ def shown(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "an empty cell"
     return repr(value)
+
+
+def unpickling_reason(exc: BaseException) -> str:
+    """Why `torch.load(..., weights_only=True)` refused a file, without PyTorch's advice to retry with
+    `weights_only=False` (which would run the file's code): e.g. "Unsupported global: GLOBAL builtins.print"."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    found = [line for line in lines if "GLOBAL" in line or "Unsupported" in line]
+    useful = found or [line for line in lines if "weights_only" not in line and "torch.load" not in line
+                       and "can still be loaded" not in line and "Weights only load failed" not in line]
+    reason = useful[0].split(" Please ")[0] if useful else "not a plain tensor file"  # no "allowlist it" advice
+    return reason[:160]

@@ -23,7 +23,8 @@ from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
 from lungprior.classify.run import EFFICIENCY
 from lungprior.classify.segsource import read_segmentation_record
-from lungprior.data.atomic import atomic_path, write_json
+from lungprior.data.atomic import atomic_path, output_errors, write_json
+from lungprior.data.runjson import check_metrics, first_non_finite, read_json_file
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
 from lungprior.segment.weights import sha256_file
@@ -59,25 +60,36 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     run = Path(run_dir)
     model, cfg = load_run(run)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / ONNX_FILE
+    metrics = _metrics(run)  # checked before anything is written: a malformed file leaves no model behind
     dummy = torch.zeros(1, 1, cfg.image_size, cfg.image_size)
-    try:
-        with atomic_path(onnx_path, suffix=".onnx") as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                WithProbabilities(model).eval(), (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
-                input_names=["image"], output_names=["logits", "probabilities"],
-                dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}},
-            )
-    except Exception as exc:  # the exporter raises many types
-        raise LungpriorError(f"{run}: ONNX export failed ({one_line(exc)})") from None
-    card = model_card(run, cfg, onnx_path)
-    write_json(out / CARD_FILE, card)
+    with output_errors(onnx_path), atomic_path(onnx_path, suffix=".onnx") as tmp:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    WithProbabilities(model).eval(), (dummy,), str(tmp), opset_version=OPSET, dynamo=False,
+                    input_names=["image"], output_names=["logits", "probabilities"],
+                    dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}, "probabilities": {0: "batch"}},
+                )
+        except OSError as exc:  # a full or read-only disk: name the output, not the temporary file
+            raise LungpriorError(f"{onnx_path}: {exc.strerror or one_line(exc)}") from None
+        except Exception as exc:  # the exporter raises many types
+            raise LungpriorError(f"{onnx_path}: ONNX export failed ({one_line(exc)})") from None
+        card = model_card(run, cfg, onnx_path, sha256=sha256_file(tmp), metrics=metrics)
+        bad = first_non_finite(card)
+        if bad is not None:
+            raise LungpriorError(f"{run}: the model card's {bad} is not a finite number; nothing exported")
+        with output_errors(out / CARD_FILE):
+            write_json(out / CARD_FILE, card)  # the model is renamed into place only after its card
     return ExportResult(onnx_path, out / CARD_FILE)
 
 
-def model_card(run: Path, cfg: TrainConfig, onnx_path: Path) -> dict[str, Any]:
+def model_card(
+    run: Path, cfg: TrainConfig, onnx_path: Path, *, sha256: str | None = None, metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Labels, input, normalisation, mask mode, training data, metrics with CIs, versions."""
     mean, std = normalisation(cfg.backbone)
     spec = cfg.mask_spec()
@@ -85,7 +97,7 @@ def model_card(run: Path, cfg: TrainConfig, onnx_path: Path) -> dict[str, Any]:
         "name": f"lungprior {cfg.backbone} ({spec.key()})",
         "lungprior_version": lungprior.__version__,
         "file": onnx_path.name,
-        "sha256": sha256_file(onnx_path),
+        "sha256": sha256 or sha256_file(onnx_path),
         "opset": OPSET,
         "labels": list(FINDINGS),
         "outputs": {"logits": "(B, 5) raw scores", "probabilities": "(B, 5) sigmoid(logits), uncalibrated"},
@@ -108,7 +120,7 @@ def model_card(run: Path, cfg: TrainConfig, onnx_path: Path) -> dict[str, Any]:
             "backbone": cfg.backbone, "pretrained": cfg.pretrained, "manifest": cfg.manifest, "epochs": cfg.epochs,
             "seed": cfg.seed, "result": _read(run / EFFICIENCY),
         },
-        "metrics": _metrics(run),
+        "metrics": metrics if metrics is not None else _metrics(run),
         "calibration": _read(run / "calibration.json"),
     }
 
@@ -121,10 +133,12 @@ def _read(path: Path) -> Any:
 
 
 def _metrics(run: Path) -> dict[str, Any] | None:
-    """Test metrics with their patient-bootstrap CIs, when the run was evaluated."""
-    m = _read(run / "metrics.json")
-    if not isinstance(m, dict):
+    """Test metrics with their patient-bootstrap CIs, when the run was evaluated (the file checked by its schema:
+    a malformed `metrics.json` is one line naming the key)."""
+    path = run / "metrics.json"
+    if not path.exists():
         return None
+    m = check_metrics(read_json_file(path, allow_nan=True), path)
     return {"split": m.get("split", "test"), "n_images": m.get("n_images"), "n_patients": m.get("n_patients"),
             "bootstrap": m.get("bootstrap"), "macro_auroc": m.get("macro_auroc"),
             "per_class": {k: {"auroc": v.get("auroc"), "auprc": v.get("auprc")}

@@ -23,7 +23,7 @@ import torch
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
-from lungprior.errors import LungpriorError, one_line
+from lungprior.errors import LungpriorError, one_line, unpickling_reason
 
 CONFIG = "config.json"
 EFFICIENCY = "efficiency.json"
@@ -109,7 +109,7 @@ def load_checkpoint(path: Path, what_to_do: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise LungpriorError(f"{path}: checkpoint not found; {what_to_do}") from None
     except pickle.UnpicklingError as exc:
-        reason = one_line(exc, 160)
+        reason = unpickling_reason(exc)
         raise LungpriorError(
             f"{path}: refused: the checkpoint holds more than tensors and plain data ({reason}); {what_to_do}"
         ) from None

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lungprior.data.runjson import check_segmentation_record, read_json_file
 from lungprior.segment.infer.paths import SETTINGS_FILE
 from lungprior.segment.weights import sha256_file
 
@@ -46,9 +47,12 @@ def segmentation_record(
 
 
 def read_segmentation_record(run_dir: str | os.PathLike[str], masks_dir: str | None) -> dict[str, Any]:
-    """The run's record; a run trained before records existed is described from its masks folder."""
-    stored = _read_json(Path(run_dir) / SEGMENTATION)
-    return stored if stored is not None else segmentation_record(masks_dir)
+    """The run's record, checked by its schema (one line naming the key when it is malformed); a run trained
+    before records existed is described from its masks folder."""
+    path = Path(run_dir) / SEGMENTATION
+    if path.exists():
+        return check_segmentation_record(read_json_file(path), path)
+    return check_segmentation_record(segmentation_record(masks_dir), Path(masks_dir or ".").parent / SETTINGS_FILE)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -25,6 +25,8 @@ def _current_umask() -> int:
 
 
 _UMASK = _current_umask()
+#: The part of a target's name kept in its temporary file's name (".NAME.XXXXXXXX.SUFFIX.tmp" < 255 bytes).
+TEMP_PREFIX_BYTES = 200
 
 
 def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None, hint: str = "") -> str:
@@ -85,7 +87,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_short(target.name)}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -95,6 +97,11 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _short(name: str, limit: int = TEMP_PREFIX_BYTES) -> str:
+    """`name` cut to at most `limit` UTF-8 bytes, so that a temporary name stays under the 255-byte limit."""
+    return name.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
 
 
 @contextmanager

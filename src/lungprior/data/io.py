@@ -20,6 +20,7 @@ from PIL import Image
 from lungprior.data.atomic import atomic_path
 from lungprior.data.dicom import read_dicom
 from lungprior.data.limits import check_pixels, max_pixels, over_limit
+from lungprior.data.regular import open_regular, regular_file_problem
 from lungprior.errors import ImageReadError, LungpriorError, one_line
 
 #: Recognised extensions; "" stands for extension-less DICOM files (checked by content).
@@ -73,24 +74,31 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, ImageMeta]:
 
 
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(height, width) of an image from its header alone (no pixel is decoded); `ImageReadError` on failure."""
+    """(height, width) of an image from its header alone (no pixel is decoded), through the size gate
+    (`check_pixels`: the pixel limit, positive sides, aspect); `ImageReadError` on failure."""
     fmt, _ = _sniff(path)
     try:
         if fmt == "dicom":
             import pydicom
 
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-            return int(ds.Rows), int(ds.Columns)
-        if fmt == "tiff":
+            size = int(ds.Rows), int(ds.Columns)
+        elif fmt == "tiff":
             with tifffile.TiffFile(path) as tif:
                 page = tif.series[0].keyframe
-                return int(page.imagelength), int(page.imagewidth)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return int(im.size[1]), int(im.size[0])
+                size = int(page.imagelength), int(page.imagewidth)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                Image.MAX_IMAGE_PIXELS = max_pixels()  # as `_read_pil`: Pillow refuses 2x the limit itself
+                with Image.open(path) as im:
+                    size = int(im.size[1]), int(im.size[0])
+    except Image.DecompressionBombError:
+        raise over_limit(path, f"over {2 * max_pixels() / 1e6:g} MP", max_pixels()) from None
     except Exception as exc:
         raise ImageReadError(path, f"cannot read the image size ({one_line(exc)})") from None
+    check_pixels(path, size[1], size[0])
+    return size
 
 
 def read_mask(path: str | os.PathLike[str], shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -168,18 +176,21 @@ def list_image_files(folder: str | os.PathLike[str]) -> list[Path]:
 
 
 def _sniff(path: str | os.PathLike[str]) -> tuple[str, bytes]:
-    """Identify the format from the file's first bytes (the extension only decides DICOM without preamble)."""
+    """Identify the format from the file's first bytes (the extension only decides DICOM without preamble).
+
+    Anything that is not a regular file (a FIFO, a device) is refused before it is opened.
+    """
     p = Path(path)
-    if not p.exists():
-        raise ImageReadError(path, "file not found")
-    if p.is_dir():
-        raise ImageReadError(path, "is a directory, not an image file")
+    problem = regular_file_problem(p)
+    if problem is not None:
+        raise ImageReadError(path, problem)
     try:
-        size = p.stat().st_size
         head = _head(p)
     except OSError as exc:
         raise ImageReadError(path, f"cannot open ({exc.strerror or exc})") from None
-    if size == 0:
+    except LungpriorError as exc:  # swapped for a FIFO after the check
+        raise ImageReadError(path, str(exc).removeprefix(f"{p}: ")) from None
+    if not head:
         raise ImageReadError(path, "empty file (0 bytes)")
     if head[128:132] == b"DICM":  # first: a DICOM preamble may itself look like a TIFF header
         return "dicom", head
@@ -197,7 +208,7 @@ def _sniff(path: str | os.PathLike[str]) -> tuple[str, bytes]:
 
 
 def _head(p: Path) -> bytes:
-    with open(p, "rb") as fh:
+    with open_regular(p) as fh:
         return fh.read(132)
 
 

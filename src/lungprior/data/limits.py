@@ -10,6 +10,8 @@ from lungprior.errors import ImageReadError, LungpriorError
 DEFAULT_MAX_PIXELS = 50_000_000
 #: Environment variable that sets another limit (a number of pixels, e.g. 80000000 or 8e7).
 MAX_PIXELS_ENV = "LUNGPRIOR_MAX_PIXELS"
+#: The most elongated image accepted: one side at most this many times the other (films are near 1:1).
+MAX_ASPECT = 20
 
 
 def max_pixels() -> int:
@@ -26,12 +28,25 @@ def max_pixels() -> int:
     return value
 
 
-def check_pixels(path: str | os.PathLike[str], width: int, height: int, frames: int = 1) -> None:
-    """Raise `ImageReadError` when the header's size is over the limit, before any pixel is decoded."""
+def check_pixels(
+    path: str | os.PathLike[str], width: int, height: int, frames: int = 1, *, aspect: bool = True
+) -> None:
+    """The one size gate for untrusted dimensions (image headers, CSV sizes), checked before anything is allocated.
+
+    Raises `ImageReadError` naming `path` when a side is not positive, when one side is more than `MAX_ASPECT`
+    times the other (a 16 x 20000 "film" would be resized to a side of 0 pixels; `aspect=False` for crops and
+    other parts of a film), or when the size is over the pixel limit.
+    """
     limit = max_pixels()
-    total = int(width) * int(height) * max(int(frames), 1)
+    w, h, n = int(width), int(height), max(int(frames), 1)
+    size = f"{w}x{h}" + (f"x{n}" if n > 1 else "")
+    if w < 1 or h < 1:
+        raise ImageReadError(path, f"image size {size} pixels: a side is not positive")
+    if aspect and max(w, h) > MAX_ASPECT * min(w, h):
+        raise ImageReadError(path, f"image size {size} pixels: one side is over {MAX_ASPECT} times the other, "
+                             "not a film")
+    total = w * h * n
     if total > limit:
-        size = f"{int(width)}x{int(height)}" + (f"x{int(frames)}" if frames > 1 else "")
         raise over_limit(path, f"{size} pixels ({total / 1e6:.1f} MP)", limit)
 
 

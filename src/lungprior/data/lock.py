@@ -9,15 +9,19 @@ own shard's lock exclusively, so an unsharded run excludes every shard and a sha
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 from lungprior.errors import FolderBusyError
+
+T = TypeVar("T")
 
 
 def lock_path(folder: str | os.PathLike[str], name: str) -> Path:
@@ -47,6 +51,22 @@ def folder_lock(folder: str | os.PathLike[str], name: str, shard: int | None = N
             stack.enter_context(_flock(lock_path(folder, name), exclusive=False, folder=folder))
             stack.enter_context(_flock(lock_path(folder, f"{name}.shard-{shard}"), exclusive=True, folder=folder))
         yield
+
+
+def locks_output(name: str, arg: str, position: int) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a function that writes into the folder given as argument `arg` (or positional `position`):
+    each call holds `folder_lock(folder, name)`, so a second live call into the same folder is refused."""
+
+    def wrap(func: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(func)
+        def locked(*args: Any, **kwargs: Any) -> T:
+            folder = kwargs[arg] if arg in kwargs else args[position]
+            with folder_lock(folder, name):
+                return func(*args, **kwargs)
+
+        return locked
+
+    return wrap
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from lungprior.data.atomic import atomic_open
+from lungprior.data.regular import regular_file_problem
 from lungprior.errors import ManifestError, shown
 from lungprior.labels import FINDINGS, LABELS
 
@@ -41,8 +42,9 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike[str], columns: tupl
 def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV, turning every parse failure into a one-line `ManifestError` naming the file."""
     p = Path(path)
-    if not p.is_file():
-        raise ManifestError(f"{p}: file not found")
+    problem = regular_file_problem(p)  # a FIFO or a device is refused before it is opened
+    if problem is not None:
+        raise ManifestError(f"{p}: {problem}")
     try:
         df = pd.read_csv(p, dtype={"image_id": str, "patient_id": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:

@@ -27,6 +27,7 @@ from lungprior.data.atomic import write_json
 from lungprior.data.ignore import IGNORE_VALUE, encode_ignore, has_ignore
 from lungprior.data.io import list_image_files, read_image, read_mask_raw, write_mask, write_png
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
+from lungprior.data.safename import safe_name
 from lungprior.data.splits import patient_split
 from lungprior.errors import ImageReadError, LungpriorError
 
@@ -154,11 +155,12 @@ def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dic
     if merged.all():
         notes.append("mask covers the whole image")
     if rewrite:
+        file = f"{safe_name(pair.image_id)}.png"  # a long or odd file stem gets a safe name, recorded below
         if ignore is None:
-            write_mask(out_dir / "masks" / f"{pair.image_id}.png", merged)
+            write_mask(out_dir / "masks" / file, merged)
         else:
-            write_png(out_dir / "masks" / f"{pair.image_id}.png", encode_ignore(merged, ignore))
-        mask_path = f"masks/{pair.image_id}.png"
+            write_png(out_dir / "masks" / file, encode_ignore(merged, ignore))
+        mask_path = f"masks/{file}"
     else:
         mask_path = str(pair.masks[0].resolve())
     row = {

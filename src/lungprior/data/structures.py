@@ -28,9 +28,12 @@ from rich.progress import track
 from lungprior.console import plain_console
 from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask, write_png
+from lungprior.data.limits import check_pixels
 from lungprior.data.manifest import SEG_COLUMNS, SPLITS, read_csv, write_manifest
+from lungprior.data.regular import regular_file_problem, require_regular_file
+from lungprior.data.safename import safe_name
 from lungprior.data.splits import patient_split
-from lungprior.errors import ImageReadError, LungpriorError
+from lungprior.errors import ImageReadError, LungpriorError, one_line
 
 PathLike = str | os.PathLike[str]
 LUNG_SIDES: tuple[str, str] = ("Right Lung", "Left Lung")
@@ -47,13 +50,17 @@ def slug(name: str) -> str:
 def read_crop(path: PathLike) -> np.ndarray:
     """A structure crop as a bool array: colour channels non-zero (RGB, RGBA, palette, grey 8/16-bit)."""
     try:
+        require_regular_file(path, "structure crop")
         with Image.open(path) as im:
+            check_pixels(path, *im.size, aspect=False)
             im.load()
             if im.mode == "P":
                 im = im.convert("RGBA")
             arr = np.asarray(im)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise ImageReadError(path, f"unreadable structure crop ({exc})") from None
+    except ImageReadError:
+        raise
+    except (OSError, UnidentifiedImageError, ValueError, LungpriorError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(path, f"unreadable structure crop ({one_line(exc)})") from None
     if arr.ndim == 2:
         return arr != 0
     colour = arr[..., : min(3, arr.shape[2])] if arr.shape[2] != 2 else arr[..., :1]
@@ -193,8 +200,9 @@ def _import_film(
 ) -> tuple[dict[str, Any], dict[str, str] | None, list[str]]:
     notes: list[str] = []
     path = images / film
-    if not path.is_file():
-        return {}, _excluded(image_id, path, "image without file", "film listed in structure.csv not found"), notes
+    problem = regular_file_problem(path)
+    if problem is not None:  # missing, or a FIFO or device (refused before it is opened)
+        return {}, _excluded(image_id, path, "image without file", f"film listed in structure.csv: {problem}"), notes
     try:
         image, meta = read_image(path)
     except ImageReadError as exc:
@@ -224,6 +232,7 @@ def _import_film(
             if problem is None:
                 extra[key] = mask
     film_path = str(path.resolve())
+    file = f"{safe_name(image_id)}.png"  # an id from the CSV is never a path: `../x`, `/tmp/a.png` get a safe name
     if max_side is not None:  # a self-contained copy: films (downsized when larger) beside the masks
         if max(shape) > max_side:
             ratio = max_side / max(shape)
@@ -231,15 +240,15 @@ def _import_film(
             image = cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
             lung = _resize_mask(lung, size)
             extra = {k: _resize_mask(v, size) for k, v in extra.items()}
-        write_png(out / "images" / f"{image_id}.png", np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8))
-        film_path = f"images/{image_id}.png"
-    write_mask(out / "masks" / f"{image_id}.png", lung)
+        write_png(out / "images" / file, np.rint(np.clip(image, 0, 1) * 255).astype(np.uint8))
+        film_path = f"images/{file}"
+    write_mask(out / "masks" / file, lung)
     for key, mask in extra.items():
-        write_mask(out / "structures" / key / f"{image_id}.png", mask)
+        write_mask(out / "structures" / key / file, mask)
     spacing = meta.pixel_spacing_mm
     if spacing is not None and max_side is not None and max(shape) > max_side:
         spacing = float(spacing) * max(shape) / max_side
-    row = {"image_id": image_id, "path": film_path, "mask_path": f"masks/{image_id}.png",
+    row = {"image_id": image_id, "path": film_path, "mask_path": f"masks/{file}",
            "pixel_spacing_mm": spacing}
     return row, None, notes
 
@@ -261,7 +270,10 @@ def _union(
             return mask, _excluded(image_id, crop_path, "unreadable mask", exc.reason)
         resolution = r.get("Resolution")
         if not _blank(resolution):
-            want = _resolution(str(resolution))
+            try:
+                want = _resolution(str(resolution))
+            except ImageReadError as exc:
+                return mask, _excluded(image_id, crop_path, "bad resolution", exc.reason)
             if want is not None and want != shape:
                 if abs(want[0] / want[1] - shape[0] / shape[1]) > 0.01:
                     detail = f"structure.csv says {want[1]}x{want[0]} (WxH), film is {shape[1]}x{shape[0]}"
@@ -274,8 +286,13 @@ def _union(
 
 
 def _resolution(text: str) -> tuple[int, int] | None:
+    """(H, W) from a `WxH` Resolution cell, through the size gate; None when the cell is not `WxH`."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
-    return (int(m.group(2)), int(m.group(1))) if m else None
+    if not m:
+        return None
+    width, height = int(m.group(1)), int(m.group(2))
+    check_pixels(f"Resolution {text.strip()}", width, height)
+    return height, width
 
 
 def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from lungprior.data.runjson import validate
 from lungprior.errors import LungpriorError, one_line
 from lungprior.masks import RADIUS_MODES, MaskSpec
 from lungprior.masks.spec import DEFAULT_RADIUS_MM
@@ -302,23 +303,26 @@ class ExperimentConfig(_Strict):
 def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
     """Read and validate an experiment YAML file; errors name the file and the key."""
     p = Path(path)
+    return validate(ExperimentConfig, read_yaml_mapping(p, "experiment"), p)
+
+
+def read_yaml_mapping(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The one YAML loader of experiment and regime files: safe, a key given twice in one mapping is an error
+    (not the last value), and an empty file or a top level that is not a mapping is refused."""
+    p = Path(path)
     if not p.is_file():
-        raise LungpriorError(f"{p}: experiment file not found")
+        raise LungpriorError(f"{p}: {what} file not found")
     try:
         data = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         raise LungpriorError(f"{p}: not valid YAML ({one_line(exc, 160)})") from None
+    except UnicodeDecodeError:
+        raise LungpriorError(f"{p}: not a text file (UTF-8)") from None
     if data is None:
         raise LungpriorError(f"{p}: the file is empty; write the study's settings (see configs/)")
     if not isinstance(data, dict):
         raise LungpriorError(f"{p}: the top level must be a mapping of settings")
-    try:
-        return ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise LungpriorError(f"{p}: {where}: {first['msg']}{more}") from None
+    return data
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from lungprior.classify.run import HISTORY
 from lungprior.data.atomic import atomic_path, write_json
-from lungprior.errors import LungpriorError, one_line
-from lungprior.experiment.config import ExperimentConfig
+from lungprior.data.runjson import validate
+from lungprior.errors import LungpriorError
+from lungprior.experiment.config import ExperimentConfig, read_yaml_mapping
 from lungprior.experiment.runner import RUNTIME_TRAINING, Log, run_experiment
 from lungprior.experiment.stages import content_hash, finished_record
 from lungprior.labels import NO_FINDING
@@ -46,30 +46,27 @@ class RegimeSettings(BaseModel):
 
 
 def load_regime(path: str | os.PathLike[str]) -> tuple[ExperimentConfig, RegimeSettings]:
-    """Read a regime file: the experiment settings (validated as `load_experiment` does) and the sweep."""
+    """Read a regime file: the experiment settings (validated as `load_experiment` does, by the same YAML loader)
+    and the sweep. A file holding only `regime:` is refused (it would run the default study)."""
     p = Path(path)
-    if not p.is_file():
-        raise LungpriorError(f"{p}: regime file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise LungpriorError(f"{p}: not valid YAML ({one_line(exc, 160)})") from None
-    if not isinstance(data, dict) or "regime" not in data:
+    data = read_yaml_mapping(p, "regime")
+    if "regime" not in data:
         raise LungpriorError(f"{p}: a regime file needs a 'regime:' section (bias, context)")
-    try:
-        regime = RegimeSettings.model_validate(data.pop("regime") or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise LungpriorError(f"{p}: regime.{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+    regime = validate(RegimeSettings, data.pop("regime") or {}, p, prefix="regime")
+    if not data:
+        raise LungpriorError(f"{p}: the file holds only 'regime:'; write the study's settings beside it "
+                             "(see configs/regime_smoke.yaml)")
     for name, values in (("bias", regime.bias), ("context", regime.context)):
         if any(not 0.0 <= v <= 1.0 for v in values):
             raise LungpriorError(f"{p}: regime.{name}: values must be in [0, 1], got {values}")
-    try:  # the rest is an experiment file, validated as one
-        cfg = ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise LungpriorError(f"{p}: {where}: {first['msg']}") from None
+        names: dict[str, float] = {}
+        for v in values:
+            text = f"{v:g}"
+            if text in names:
+                raise LungpriorError(f"{p}: regime.{name}: {names[text]!r} and {v!r} name the same cell folder "
+                                     f"({name}{text}); give values that differ in their first six digits, once each")
+            names[text] = v
+    cfg = validate(ExperimentConfig, data, p)  # the rest is an experiment file, validated as one
     if cfg.dataset.kind != "phantom":
         raise LungpriorError(f"{p}: the regime map sweeps the phantom's dials; dataset.kind must be 'phantom'")
     return cfg, regime

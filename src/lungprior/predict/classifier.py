@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,9 +14,11 @@ from lungprior.classify.backbone import normalisation
 from lungprior.classify.cache import render_arrays
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.predict import load_run
+from lungprior.errors import LungpriorError, one_line
 from lungprior.evaluate.calibration import calibrate_scores
 from lungprior.evaluate.calibration import read_calibration as read_calibration_file
-from lungprior.extras import require
+from lungprior.labels import FINDINGS
+from lungprior.onnxrt import inference_session, onnxruntime
 
 
 def model_input(
@@ -71,14 +74,35 @@ class OnnxClassifier:
     name = "onnx"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        ort = require("onnxruntime", "--engine onnx needs it; or use --engine torch")
+        ort = onnxruntime("--engine onnx needs it; or use --engine torch")
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = Path(path)
+        self.session = inference_session(path, options, "ONNX classifier (--onnx-model)")
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if inputs != ["image"] or "probabilities" not in outputs or outputs["probabilities"][-1:] != [len(FINDINGS)]:
+            raise LungpriorError(f"{path}: not a lungprior classifier (inputs {inputs}, outputs {outputs}); "
+                                 "expected input 'image' and output 'probabilities' of shape (B, 5)")
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.session.run(["probabilities"], {"image": x})[0])
+        """(B, 5) probabilities; a wrong shape, NaN or a value outside [0, 1] is refused, never scored."""
+        try:
+            out = np.asarray(self.session.run(["probabilities"], {"image": x})[0])
+        except Exception as exc:  # ONNX Runtime's own types: a graph that does not take this input
+            raise LungpriorError(f"{self.path}: the model failed on an input of shape {x.shape} "
+                                 f"({one_line(exc, 160)})") from None
+        return check_probabilities(out, x.shape[0], self.path)
+
+
+def check_probabilities(out: np.ndarray, batch: int, where: object) -> np.ndarray:
+    """`out` when it is a (batch, 5) array of finite values in [0, 1]; one line naming `where` otherwise."""
+    if out.shape != (batch, len(FINDINGS)):
+        raise LungpriorError(f"{where}: output of shape {out.shape}, expected ({batch}, {len(FINDINGS)})")
+    if not np.all(np.isfinite(out)) or out.min() < 0.0 or out.max() > 1.0:
+        raise LungpriorError(f"{where}: output holds NaN or a value outside [0, 1]; nothing scored")
+    return out
 
 
 def read_calibration(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,8 +13,11 @@ import pandas as pd
 
 from lungprior.data.io import is_image_file
 from lungprior.data.manifest import read_csv, resolve
-from lungprior.errors import LungpriorError
+from lungprior.errors import LungpriorError, shown
 from lungprior.segment.infer.paths import mask_name
+
+#: The settings file `predict_films` writes in its output folder (`pipeline.SETTINGS`): it marks an output folder.
+PREDICT_SETTINGS = "predict.json"
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
     Folders are searched recursively (hidden files and folders skipped); a file given by name is taken even
     if its extension is unknown, so that an unreadable file becomes a row of `errors.csv`. Ids are file names
     without their image extension, made unique with a short hash of the path when two files share a name.
+    Folders holding a `predict.json` (the output of an earlier `predict`, e.g. an `--out` inside an input folder)
+    are skipped, so that a rerun never scores its own pictures.
     """
     if not inputs:
         raise LungpriorError("no input given: pass image files, folders or a manifest .csv")
@@ -40,7 +46,9 @@ def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
         if p.suffix.lower() == ".csv" and p.is_file():
             found += _manifest_films(p)
         elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if not _hidden(f, p) and is_image_file(f))
+            outputs = {marker.parent for marker in p.rglob(PREDICT_SETTINGS)}  # earlier predict outputs in it
+            files = sorted(f for f in p.rglob("*")
+                           if not _hidden(f, p) and not outputs.intersection(f.parents) and is_image_file(f))
             if not files:
                 raise LungpriorError(f"{p}: no image or DICOM files in this folder")
             found += [(None, f, None) for f in files]
@@ -61,7 +69,13 @@ def _manifest_films(path: Path) -> list[tuple[str | None, Path, float | None]]:
     missing = [c for c in ("image_id", "path") if c not in df.columns]
     if missing:
         raise LungpriorError(f"{path}: a manifest needs the columns image_id and path (missing {', '.join(missing)})")
-    spacing = df["pixel_spacing_mm"] if "pixel_spacing_mm" in df.columns else pd.Series([None] * len(df))
+    given = df["pixel_spacing_mm"] if "pixel_spacing_mm" in df.columns else pd.Series([None] * len(df))
+    spacing = pd.to_numeric(given, errors="coerce")
+    bad = [pd.notna(g) and not (math.isfinite(v) and v > 0) for g, v in zip(given, spacing, strict=True)]
+    if any(bad):
+        k = bad.index(True)
+        raise LungpriorError(f"{path}: pixel_spacing_mm of {df['image_id'].iloc[k]!r} is {shown(given.iloc[k])}; "
+                             "give a positive number of mm, or leave the cell empty")
     return [
         (str(i), resolve(df, str(p)), float(s) if pd.notna(s) else None)
         for i, p, s in zip(df["image_id"], df["path"], spacing, strict=True)

@@ -22,6 +22,7 @@ from lungprior.classify.config import TrainConfig
 from lungprior.classify.run import CONFIG, MODEL
 from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask
+from lungprior.data.lock import locks_output
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.labels import FINDINGS
 from lungprior.predict.classifier import (
@@ -66,6 +67,7 @@ class PredictResult:
         return self.scored + self.not_scored + self.failed
 
 
+@locks_output("predict", "out_dir", 2)  # a second live run into one --out is refused
 def predict_films(
     run_dir: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
     engine: str = "torch", seg_engine: str = "auto", device: str = "cpu", allow_qc_fail: bool = False,

@@ -89,7 +89,7 @@ def preprocess_longest_side(image: np.ndarray, input_size: int = 256) -> tuple[t
     img = check_image(image)
     h, w = img.shape
     ratio = input_size / max(h, w)
-    new_h, new_w = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    new_h, new_w = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))  # never a side of 0
     resized = cv2.resize(img, (new_w, new_h), interpolation=cv2.INTER_AREA)
     resized = _min_max(resized.astype(np.float32))
     padded = np.zeros((input_size, input_size), dtype=np.float32)

@@ -6,7 +6,8 @@ column midway between the ground truth's two lungs). Distances are in mm when th
 pixel spacing, else in pixels of the film scaled to 1024 px on its long side ("px@1024"), so films of any
 size are comparable. Pixels that the ground truth marks "ignore" (grey 127) count neither way. An empty
 prediction scores the image diagonal as its distances. The QC flag of each film (the run's `qc.csv`) is
-kept beside its numbers, so one can see whether QC flags the bad films.
+kept beside its numbers, so one can see whether QC flags the bad films. A ground truth that is ignore
+everywhere is not scored (listed in `not_scored`), and an image id listed twice is scored once.
 """
 
 from __future__ import annotations
@@ -160,11 +161,17 @@ def evaluate_segmentations(
     masks_dir = pred_dir / MASKS_DIR if (pred_dir / MASKS_DIR).is_dir() else pred_dir
     if not masks_dir.is_dir():
         raise LungpriorError(f"--pred {pred_dir}: folder not found")
+    if worst < 0:
+        raise LungpriorError(f"--worst must be 0 or more, got {worst}")
     qc = _qc_table(pred_dir)
     rows, missing = [], []
+    scored: set[str] = set()
     spacing = pd.to_numeric(df.get("pixel_spacing_mm", pd.Series(np.nan, index=df.index)), errors="coerce")
     for i, r in df.iterrows():
         image_id = str(r["image_id"])
+        if mask_name(image_id) in scored:  # a repeated id (or one sharing its mask file) counts once
+            missing.append({"image_id": image_id, "reason": "listed more than once in the manifest: scored once"})
+            continue
         p_path = masks_dir / mask_name(image_id)
         t_path = Path(gt) / mask_name(image_id) if gt is not None else resolve(df, str(r["mask_path"]))
         if not p_path.is_file():
@@ -176,6 +183,11 @@ def evaluate_segmentations(
         except (ImageReadError, LungpriorError) as exc:
             missing.append({"image_id": image_id, "reason": str(exc)})
             continue
+        if ignore.all():
+            missing.append({"image_id": image_id, "reason": f"{t_path.name}: every pixel is ignore (127), "
+                            "nothing to score"})
+            continue
+        scored.add(mask_name(image_id))
         s = spacing[i]
         metrics = film_metrics(predicted, truth, ignore if ignore.any() else None,
                                None if not np.isfinite(s) else float(s))

@@ -11,7 +11,8 @@ from types import ModuleType
 
 import torch
 
-from lungprior.errors import LungpriorError
+from lungprior.data.regular import open_regular
+from lungprior.errors import LungpriorError, unpickling_reason
 from lungprior.extras import require
 
 LITEMEDSAM_FILENAME = "lite_medsam.pth"
@@ -34,9 +35,9 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file, read in 1 MiB chunks; a FIFO or device (`/dev/zero`) is refused before reading."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -80,8 +81,7 @@ def _read_checkpoint(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for unreadable or unsafe files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LungpriorError(f"{path}: cannot read checkpoint ({reason})") from exc
+        raise LungpriorError(f"{path}: cannot read checkpoint ({unpickling_reason(exc)})") from None
 
 
 def extract_state_dict(checkpoint: object, path: str | os.PathLike[str] = "<checkpoint>") -> dict[str, torch.Tensor]:

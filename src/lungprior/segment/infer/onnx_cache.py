@@ -6,22 +6,27 @@ tracing); the decoder graph takes any number of boxes for one image embedding.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
 
 import torch
 
-from lungprior.data.atomic import atomic_path
+from lungprior.data.atomic import atomic_path, write_json
+from lungprior.data.regular import regular_file_problem
 from lungprior.errors import LungpriorError, one_line
+from lungprior.onnxrt import onnxruntime
 from lungprior.segment.base import SegBackend
-from lungprior.segment.weights import weights_digest
+from lungprior.segment.weights import sha256_file, weights_digest
 
 #: Bump when the exported graphs change, so that older cache entries are not reused.
 ONNX_FORMAT = 1
 OPSET = 17
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
+#: SHA-256 of each exported file, written after the export and checked before a cached file is reused.
+HASHES_FILE = "hashes.json"
 
 
 def default_cache_dir() -> Path:
@@ -90,10 +95,31 @@ def export_onnx(backend: SegBackend, folder: str | os.PathLike[str]) -> tuple[Pa
 
 
 def cached_onnx(backend: SegBackend, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, Path]:
-    """Encoder/decoder ONNX files for `backend`'s current weights, exported on first use."""
+    """Encoder/decoder ONNX files for `backend`'s current weights, exported on first use.
+
+    The cache is untrusted: a file whose SHA-256 differs from the one recorded at export (`hashes.json`), a
+    truncated or replaced `encoder.onnx`, is exported again instead of being loaded.
+    """
+    onnxruntime()  # telemetry off before any session is made
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / f"{backend.name}-{weights_digest(backend.model)[:20]}-v{ONNX_FORMAT}"
     enc, dec = folder / ENCODER_FILE, folder / DECODER_FILE
-    if enc.is_file() and dec.is_file():
+    if _intact(folder, (enc, dec)):
         return enc, dec
-    return export_onnx(backend, folder)
+    for path in (enc, dec):
+        if path.exists() and not path.is_dir():
+            path.unlink()
+    enc, dec = export_onnx(backend, folder)
+    write_json(folder / HASHES_FILE, {p.name: sha256_file(p) for p in (enc, dec)})
+    return enc, dec
+
+
+def _intact(folder: Path, files: tuple[Path, ...]) -> bool:
+    """True when every file is a regular file with the SHA-256 recorded in `hashes.json`."""
+    try:
+        recorded = json.loads((folder / HASHES_FILE).read_text(encoding="utf-8"))
+        return isinstance(recorded, dict) and all(
+            regular_file_problem(p) is None and recorded.get(p.name) == sha256_file(p) for p in files
+        )
+    except (OSError, ValueError, LungpriorError):
+        return False

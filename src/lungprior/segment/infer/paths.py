@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lungprior.errors import LungpriorError
+from lungprior.data.safename import safe_name
 
 #: Image extensions removed from the end of an image id before ".png" is added (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
@@ -18,19 +18,19 @@ SHARDS_DIR = "shards"
 
 
 def mask_name(image_id: str) -> str:
-    """The mask file name of an image id: the id without a trailing image extension, plus ".png".
+    """The mask file name of an image id: the id without a trailing image extension, made safe, plus ".png".
 
     `00000001_000.png` -> `00000001_000.png`; `phantom_00001` -> `phantom_00001.png`; `a.dcm` -> `a.png`.
+    An id that is not a plain file name (`../x`, `/tmp/a.png`, a newline, 200 characters) gets a safe name with a
+    short hash of the id (`lungprior.data.safename`), so a mask never lands outside `masks/`.
     """
     name = str(image_id).strip()
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise LungpriorError(f"image id {image_id!r}: cannot be used as a mask file name (empty or a path)")
     lower = name.lower()
     for ext in IMAGE_EXTENSIONS:
         if lower.endswith(ext) and len(name) > len(ext):
             name = name[: -len(ext)]
             break
-    return f"{name}.png"
+    return f"{safe_name(name)}.png"
 
 
 def mask_path_for(masks_dir: str | os.PathLike[str], image_id: str) -> Path:
