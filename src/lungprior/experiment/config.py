@@ -170,6 +170,7 @@ class TrainingSettings(_Strict):
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     workers: int = Field(0, ge=0)
     limit_train: int | None = Field(None, ge=1)
+    allow_qc_fail: bool = False  # keep films whose lung mask failed QC (default: left out, in excluded.csv)
 
 
 class EvaluationSettings(_Strict):

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 from scipy import ndimage as ndi
 
 from lungprior.data.atomic import write_json
@@ -31,6 +31,7 @@ from lungprior.data.io import read_image, read_mask, write_png
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.segment.infer.paths import MASKS_DIR, QC_FILE, mask_name
+from lungprior.segment.overlap import dice, iou
 
 PathLike = str | os.PathLike[str]
 REFERENCE_SIDE = 1024  # distances without a known spacing are in pixels at this long side
@@ -69,22 +70,6 @@ def film_metrics(
         row["msd"] = float(compute_average_surface_distance(pt, tt, include_background=True, symmetric=True,
                                                             spacing=step).item())
     return row
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """MONAI Dice of two bool masks; 1.0 when both are empty."""
-    if not pred.any() and not truth.any():
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = compute_dice(torch.from_numpy(pred)[None, None].float(), torch.from_numpy(truth)[None, None].float(),
-                             include_background=True)
-    return float(value.item())
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = int((pred | truth).sum())
-    return 1.0 if union == 0 else float((pred & truth).sum()) / union
 
 
 def midline(truth: np.ndarray) -> int:
