@@ -67,7 +67,10 @@ def main() -> None:
     summary = table.groupby("size", sort=False).agg(
         films=("dice", "size"), dice_mean=("dice", "mean"), dice_min=("dice", "min"),
         below_085=("dice", lambda d: int((d < 0.85).sum())), flagged=("flag", lambda f: int((f != "ok").sum())))
-    (out / "size.md").write_text(summary.to_markdown() + "\n", encoding="utf-8")
+    lines = ["| long side (px) | films | Dice mean | min | < 0.85 | QC flagged |", "|---|---|---|---|---|---|"]
+    lines += [f"| {size} | {r.films} | {r.dice_mean:.3f} | {r.dice_min:.3f} | {r.below_085} | {r.flagged} |"
+              for size, r in summary.iterrows()]
+    (out / "size.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(summary.to_string())
 
 

@@ -75,5 +75,7 @@ def test_predict_and_segment_give_identical_masks_and_qc_rows(films: Path) -> No
                 assert float(row[column] or "nan") == pytest.approx(value, abs=1e-6, nan_ok=True), (name, column)
             else:
                 assert str(row[column]) == str(value), (name, column)
+    # the real normal adult PA film (and the phantoms) pass QC and are scored without --allow-qc-fail
+    assert (rows["qc_flag"] == "ok").all() and (rows["scored"] == "yes").all(), rows[["qc_flag", "qc_reason"]]
     assert np.isfinite(float(qc.loc["bordered.png", "stability"]))  # predict's QC now has the stability too
     assert float(qc.loc["bordered.png", "border_touch"]) < 0.25  # the frame was cropped before segmenting

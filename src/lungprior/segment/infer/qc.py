@@ -32,7 +32,7 @@ class QcThresholds:
     max_border_touch: float = 0.25  # share of the film's outer frame covered by lung
     min_mean_prob: float = 0.92  # mean probability inside the mask
     min_stability: float = 0.965  # Dice of the mask with a re-decode from boxes around it
-    min_film_side: int = 0  # films with a shorter side (pixels) are flagged: the segmenter is unreliable there
+    min_film_side: int = 192  # films with a shorter side (pixels) are flagged: the segmenter is unreliable there
 
 
 QC = QcThresholds()
@@ -94,36 +94,35 @@ def qc_row(
     fraction = area / float(h * w)
     n_components = int((sizes >= QC.min_component_fraction * h * w).sum())
     ratio = min(right, left) / max(right, left)
-    reasons = []
-    if not QC.min_area <= fraction <= QC.max_area:
-        reasons.append(f"area fraction {fraction:.3f} outside [{QC.min_area}, {QC.max_area}]")
-    if ratio < QC.min_lr_ratio:
-        reasons.append(f"one side {ratio:.2f} x the other (< {QC.min_lr_ratio})")
-    if n_components > QC.max_components:
-        reasons.append(f"{n_components} components (> {QC.max_components})")
-    fill = box_fill(labels, sizes)
-    touch = border_touch(mask)
-    mean_prob = float(np.asarray(prob, dtype=np.float64)[mask].mean())
-    reasons.extend(_real_film_reasons(fill, touch, mean_prob, stability))
     row.update(
-        area_fraction=fraction, n_components=n_components, lr_area_ratio=ratio, mean_prob=mean_prob,
-        box_fill=fill, border_touch=touch, stability=stability,
-        flag="implausible" if reasons else "ok", reason="; ".join(reasons),
+        area_fraction=fraction, n_components=n_components, lr_area_ratio=ratio,
+        mean_prob=float(np.asarray(prob, dtype=np.float64)[mask].mean()), box_fill=box_fill(labels, sizes),
+        border_touch=border_touch(mask), stability=stability,
     )
+    reasons = feature_reasons(row)
+    row.update(flag="implausible" if reasons else "ok", reason="; ".join(reasons))
     return row
 
 
-def _real_film_reasons(fill: float, touch: float, mean_prob: float, stability: float) -> list[str]:
-    """Flags calibrated on real films (docs/segmentation.md, "Quality control")."""
+def feature_reasons(row: dict[str, object]) -> list[str]:
+    """Every threshold (`QC`) a non-empty mask's QC features (a qc.csv row's numbers) break, as reason texts."""
+    f = {k: float(row[k]) if row.get(k) not in (None, "") else float("nan") for k in (
+        "area_fraction", "lr_area_ratio", "n_components", "box_fill", "border_touch", "mean_prob", "stability")}
     reasons = []
-    if fill < QC.min_box_fill:
-        reasons.append(f"a lung fills {fill:.2f} of its box (< {QC.min_box_fill})")
-    if touch > QC.max_border_touch:
-        reasons.append(f"lung covers {touch:.2f} of the image border (> {QC.max_border_touch})")
-    if mean_prob < QC.min_mean_prob:
-        reasons.append(f"mean probability {mean_prob:.3f} (< {QC.min_mean_prob})")
-    if np.isfinite(stability) and stability < QC.min_stability:
-        reasons.append(f"re-decoding agrees at Dice {stability:.3f} (< {QC.min_stability})")
+    if not QC.min_area <= f["area_fraction"] <= QC.max_area:
+        reasons.append(f"area fraction {f['area_fraction']:.3f} outside [{QC.min_area}, {QC.max_area}]")
+    if f["lr_area_ratio"] < QC.min_lr_ratio:
+        reasons.append(f"one side {f['lr_area_ratio']:.2f} x the other (< {QC.min_lr_ratio})")
+    if f["n_components"] > QC.max_components:
+        reasons.append(f"{int(f['n_components'])} components (> {QC.max_components})")
+    if f["box_fill"] < QC.min_box_fill:
+        reasons.append(f"a lung fills {f['box_fill']:.2f} of its box (< {QC.min_box_fill})")
+    if f["border_touch"] > QC.max_border_touch:
+        reasons.append(f"lung covers {f['border_touch']:.2f} of the image border (> {QC.max_border_touch})")
+    if f["mean_prob"] < QC.min_mean_prob:
+        reasons.append(f"mean probability {f['mean_prob']:.3f} (< {QC.min_mean_prob})")
+    if np.isfinite(f["stability"]) and f["stability"] < QC.min_stability:
+        reasons.append(f"re-decoding agrees at Dice {f['stability']:.3f} (< {QC.min_stability})")
     return reasons
 
 
