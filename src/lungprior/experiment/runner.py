@@ -146,6 +146,7 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
                                       prompt=seg.prompt, batch_size=seg.batch_size, progress=True,
                                       embedding_cache=embeddings if embeddings.is_dir() else None)
         record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed,
+                      qc_flagged=seg_result.qc_flagged, flag_reasons=seg_result.flag_reasons,
                       weights=str(Path(weights).resolve()) if weights else None)
         gt = manifest.parent / "masks"
         if cfg.dataset.kind == "phantom" and gt.is_dir():
