@@ -79,3 +79,19 @@ def test_predict_and_segment_give_identical_masks_and_qc_rows(films: Path) -> No
     assert (rows["qc_flag"] == "ok").all() and (rows["scored"] == "yes").all(), rows[["qc_flag", "qc_reason"]]
     assert np.isfinite(float(qc.loc["bordered.png", "stability"]))  # predict's QC now has the stability too
     assert float(qc.loc["bordered.png", "border_touch"]) < 0.25  # the frame was cropped before segmenting
+
+
+def test_segment_flags_films_below_the_reliable_size_and_says_so(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lungprior.cli.main import app
+    from lungprior.segment.infer.qc import QC
+
+    bench = tmp_path / "bench"
+    generate_benchmark(PhantomConfig(n=2, size=96, seed=4), bench, workers=1, progress=False)
+    result = CliRunner().invoke(app, ["segment", "--manifest", str(bench / "manifest.csv"), "--out",
+                                      str(tmp_path / "seg"), "--engine", "torch", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "failed: 0  QC flagged: 2 (small film 2" in result.output
+    qc = pd.read_csv(tmp_path / "seg" / "qc.csv", dtype=str, keep_default_na=False)
+    assert qc["reason"].str.startswith(f"film of 96x96 pixels (< {QC.min_film_side}").all()
