@@ -138,3 +138,10 @@ def test_train_command_says_how_many_it_left_out(bench, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "kept"), "--allow-qc-fail"])
     assert result.exit_code == 0, result.output
     assert f"kept although QC failed (--allow-qc-fail): {len(flagged)}" in result.output
+
+
+def test_experiment_config_key_keeps_qc_failed_films() -> None:
+    from lungprior.experiment.config import ExperimentConfig
+
+    assert ExperimentConfig(training={"allow_qc_fail": True}).training.allow_qc_fail is True
+    assert ExperimentConfig().training.allow_qc_fail is False
