@@ -70,6 +70,7 @@ def parse() -> argparse.Namespace:
                    help="fraction of training views prompted with the cascade's prior boxes (0: own boxes only)")
     p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
                    help="none: zero-shot arms only (no training)")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms to segment (of {', '.join(ARMS)})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
@@ -197,16 +198,21 @@ def main() -> None:
     t_encode = time.perf_counter() - start
 
     qc = {arm: [] for arm in ARMS}
+    wanted = set(args.arms.split(","))
+    if not wanted <= set(ARMS):
+        sys.exit(f"--arms: unknown arm(s) {', '.join(sorted(wanted - set(ARMS)))}; choose from {', '.join(ARMS)}")
     prompts = AutoPromptConfig(refine_steps=args.refine_steps, pad_bottom=args.pad_bottom,
                                grow_steps=args.grow_steps, grow=args.grow)
     base_predictor = predictor_for(base, prompts, cache, "frozen")
     syn_rows = synthetic_rows("zeroshot", base_predictor, synthetic)
     for i, pair in enumerate(pairs):
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
+            if arm not in wanted:
+                continue
             write_arm(out / arm, pair.image_id, predict_film(base_predictor, pair, films[i][0], truth), qc[arm])
     losses = {}
     t_train = 0.0
-    arms = ARMS if args.recipe != "none" else ARMS[:2]
+    arms = [arm for arm in (ARMS if args.recipe != "none" else ARMS[:2]) if arm in wanted]
     for k in range(args.folds if args.recipe != "none" else 0):
         cfg = fold_config(args, out / "folds" / str(k), k)
         tuned = type(base)(copy.deepcopy(base.model), device)
@@ -222,6 +228,8 @@ def main() -> None:
         syn_rows += synthetic_rows(f"fold{k}", predictor, synthetic)
         for i in np.flatnonzero(fold == k):
             for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i][1])):
+                if arm not in wanted:
+                    continue
                 write_arm(out / arm, pairs[i].image_id, predict_film(predictor, pairs[i], films[i][0], truth),
                           qc[arm])
         print(f"fold {k + 1}/{args.folds}: last epoch loss {losses[k][-1]:.4f}", file=sys.stderr, flush=True)
