@@ -1,6 +1,8 @@
-"""How well each QC feature separates bad segmentations (Dice < 0.85) from good ones, on scored films.
+"""How well each QC feature separates bad segmentations (Dice < 0.85) from good ones, on scored films; and how
+often QC flags human lung masks of real films (what normal and diseased anatomy looks like).
 
     python benchmarks/qc_calibration.py RUN_DIR EVAL_DIR [RUN_DIR EVAL_DIR ...]
+    python benchmarks/qc_calibration.py --human MASKS_DIR_OR_ZIP [...]
 
 RUN_DIR holds a run's qc.csv (`lungprior segment`, or an arm of benchmarks/segment_cv.py) and EVAL_DIR the
 `lungprior segeval` output for it (films.csv). For every feature and direction it prints the threshold that
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from lungprior.segment.infer.qc import feature_reasons
 
 FEATURES = {  # feature -> direction of "bad" ("low" or "high")
     "box_fill": "low", "stability": "low", "mean_prob": "low", "area_fraction": "low",
@@ -32,7 +36,46 @@ def load(pairs: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def human_masks(sources: list[str]) -> pd.DataFrame:
+    """QC rows of human lung masks (a folder of PNG masks, or a zip such as torchxrayvision's V7 lung masks);
+    unannotated (empty) masks are skipped. Probability = the mask, no stability: the geometric checks only."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from lungprior.segment.infer.qc import qc_row
+
+    def rows(name: str, data: np.ndarray, source: str) -> dict:
+        mask = data >= 128
+        return {**qc_row(name, mask, mask.astype(np.float32), "human"), "source": source}
+
+    out = []
+    for source in sources:
+        path = Path(source)
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    if not name.endswith("/"):
+                        out.append(rows(name, np.asarray(Image.open(io.BytesIO(z.read(name))).convert("L")), source))
+        else:
+            for file in sorted(path.glob("*.png")):
+                out.append(rows(file.name, np.asarray(Image.open(file).convert("L")), source))
+    df = pd.DataFrame(out)
+    return df[df["flag"] != "empty"]
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--human"]:
+        df = human_masks(sys.argv[2:])
+        flagged = df["flag"] != "ok"
+        print(f"human masks {len(df)} (non-empty), flagged {int(flagged.sum())}")
+        for source, part in df.groupby("source"):
+            print(f"  {source}: {len(part)} masks, flagged {int((part['flag'] != 'ok').sum())}, lowest side ratio "
+                  f"{part['lr_area_ratio'].min():.3f}, lowest box fill {part['box_fill'].min():.3f}, area "
+                  f"{part['area_fraction'].min():.3f}-{part['area_fraction'].max():.3f}")
+        print(df.loc[flagged, ["image_id", "reason"]].to_string(index=False))
+        return
     df = load(sys.argv[1:])
     bad = df["dice"] < BAD
     print(f"films {len(df)}  bad (Dice < {BAD}) {int(bad.sum())}  good {int((~bad).sum())}")
@@ -50,7 +93,11 @@ def main() -> None:
         print(f"| {feature} | {direction} | {threshold:.3f} | {int((flagged & bad).sum())}/{int(bad.sum())} | "
               f"{int((flagged & ~bad).sum())}/{int((~bad).sum())} |")
     flagged = df["flag"].astype(str) != "ok"
-    print(f"current QC: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
+    print(f"QC as recorded: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
+          f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
+    flagged = (df["flag"].astype(str) == "empty") | pd.Series(
+        [bool(feature_reasons(row)) for row in df.to_dict(orient="records")], index=df.index)
+    print(f"QC with today's thresholds: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
           f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
 
 

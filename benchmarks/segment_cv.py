@@ -44,11 +44,11 @@ from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, 
 from lungprior.segment.finetune.callbacks import read_metrics
 from lungprior.segment.finetune.config import resolve_precision
 from lungprior.segment.finetune.data import Pair, load_pairs, read_pair, replay_folder, with_replay
-from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import TorchEngine, create_engine
 from lungprior.segment.infer.paths import mask_path_for
+from lungprior.segment.infer.predictor import LungPredictor
 from lungprior.segment.infer.prompts import AutoPromptConfig
-from lungprior.segment.infer.qc import QC_COLUMNS, qc_row
+from lungprior.segment.infer.qc import QC_COLUMNS
 from lungprior.segment.registry import create_backend
 from lungprior.segment.segeval import evaluate_segmentations, film_metrics
 
@@ -70,6 +70,7 @@ def parse() -> argparse.Namespace:
                    help="fraction of training views prompted with the cascade's prior boxes (0: own boxes only)")
     p.add_argument("--recipe", choices=("frozen", "full", "none"), default="frozen",
                    help="none: zero-shot arms only (no training)")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms to segment (of {', '.join(ARMS)})")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads on the CPU (0: leave as is)")
@@ -123,33 +124,30 @@ def fold_config(args: argparse.Namespace, folder: Path, k: int) -> FinetuneConfi
     return cfg
 
 
-def predict(cascade: Cascade, backend, embedding: torch.Tensor, image: np.ndarray, truth: np.ndarray | None):
+def predictor_for(backend, prompts: AutoPromptConfig, cache: EmbeddingCache, recipe: str) -> LungPredictor:
+    """The one lung predictor (border crop, cascade, QC); embeddings from `cache` unless the encoder was trained."""
+    return LungPredictor(backend, TorchEngine(backend), prompts, cache=cache if recipe != "full" else None,
+                         store=recipe != "full")
+
+
+def predict_film(predictor: LungPredictor, pair: Pair, image: np.ndarray, truth: np.ndarray | None):
     """Auto-cascade prediction, or one with the true per-lung boxes when `truth` is given."""
-    _, transform = backend.preprocess(image)
+    film = predictor.set_film(image, pair.image_id, pair.image)
     if truth is None:
-        return cascade.auto(embedding, transform)
-    return cascade.boxes(embedding, transform, lung_boxes(truth), "gt")
+        return predictor.predict("cascade", film=film)
+    return predictor.predict("boxes", lung_boxes(truth), source="gt", film=film)
 
 
 def write_arm(out: Path, image_id: str, pred, qc_rows: list) -> None:
     write_mask(mask_path_for(out / "masks", image_id), pred.mask)
-    qc_rows.append(qc_row(image_id, pred.mask, pred.prob, pred.prompt_source, pred.stability))
+    qc_rows.append(pred.qc)
 
 
-def embedder(cache: EmbeddingCache, backend, recipe: str):
-    """`embed(pair, tensor)`: the cached embedding, or a fresh one when the recipe trained the encoder."""
-    if recipe != "full":
-        return lambda pair, tensor: cache.get(pair.image, tensor)
-    engine = TorchEngine(backend)
-    return lambda pair, tensor: engine.encode(tensor[None])
-
-
-def synthetic_rows(model: str, cascade: Cascade, backend, films: list, embed) -> list[dict]:
-    """Auto-cascade Dice of `model` on each (pair, image, truth); `embed(pair, tensor)` gives the embedding."""
+def synthetic_rows(model: str, predictor: LungPredictor, films: list) -> list[dict]:
+    """Auto-cascade Dice of `model` on each (pair, image, truth)."""
     rows = []
     for pair, image, truth in films:
-        tensor, _ = backend.preprocess(image)
-        pred = predict(cascade, backend, embed(pair, tensor), image, None)
+        pred = predict_film(predictor, pair, image, None)
         rows.append({"image_id": pair.image_id, "model": model, "dice": film_metrics(pred.mask, truth)["dice"]})
     return rows
 
@@ -200,18 +198,21 @@ def main() -> None:
     t_encode = time.perf_counter() - start
 
     qc = {arm: [] for arm in ARMS}
+    wanted = set(args.arms.split(","))
+    if not wanted <= set(ARMS):
+        sys.exit(f"--arms: unknown arm(s) {', '.join(sorted(wanted - set(ARMS)))}; choose from {', '.join(ARMS)}")
     prompts = AutoPromptConfig(refine_steps=args.refine_steps, pad_bottom=args.pad_bottom,
                                grow_steps=args.grow_steps, grow=args.grow)
-    base_cascade = Cascade(TorchEngine(base), base, prompts)
-    base_embed = embedder(cache, base, "frozen")
-    syn_rows = synthetic_rows("zeroshot", base_cascade, base, synthetic, base_embed)
+    base_predictor = predictor_for(base, prompts, cache, "frozen")
+    syn_rows = synthetic_rows("zeroshot", base_predictor, synthetic)
     for i, pair in enumerate(pairs):
-        e = base_embed(pair, base.preprocess(films[i][0])[0])
         for arm, truth in (("zeroshot", None), ("zeroshot_gtbox", films[i][1])):
-            write_arm(out / arm, pair.image_id, predict(base_cascade, base, e, films[i][0], truth), qc[arm])
+            if arm not in wanted:
+                continue
+            write_arm(out / arm, pair.image_id, predict_film(base_predictor, pair, films[i][0], truth), qc[arm])
     losses = {}
     t_train = 0.0
-    arms = ARMS if args.recipe != "none" else ARMS[:2]
+    arms = [arm for arm in (ARMS if args.recipe != "none" else ARMS[:2]) if arm in wanted]
     for k in range(args.folds if args.recipe != "none" else 0):
         cfg = fold_config(args, out / "folds" / str(k), k)
         tuned = type(base)(copy.deepcopy(base.model), device)
@@ -223,13 +224,14 @@ def main() -> None:
         losses[k] = [row["train_loss"] for row in read_metrics(Path(cfg.out) / "metrics.csv")]
         tuned.device = device
         tuned.model.to(device).eval()
-        cascade = Cascade(TorchEngine(tuned), tuned, prompts)
-        embed = embedder(cache, tuned, args.recipe)
-        syn_rows += synthetic_rows(f"fold{k}", cascade, tuned, synthetic, embed)
+        predictor = predictor_for(tuned, prompts, cache, args.recipe)
+        syn_rows += synthetic_rows(f"fold{k}", predictor, synthetic)
         for i in np.flatnonzero(fold == k):
-            e = embed(pairs[i], tuned.preprocess(films[i][0])[0])
             for arm, truth in (("finetuned", None), ("finetuned_gtbox", films[i][1])):
-                write_arm(out / arm, pairs[i].image_id, predict(cascade, tuned, e, films[i][0], truth), qc[arm])
+                if arm not in wanted:
+                    continue
+                write_arm(out / arm, pairs[i].image_id, predict_film(predictor, pairs[i], films[i][0], truth),
+                          qc[arm])
         print(f"fold {k + 1}/{args.folds}: last epoch loss {losses[k][-1]:.4f}", file=sys.stderr, flush=True)
     summaries, by_view = {}, {}
     for arm in arms:

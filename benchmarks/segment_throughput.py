@@ -29,12 +29,9 @@ from lungprior.data.io import read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.segment import create_backend
 from lungprior.segment.infer import cached_onnx, mask_path_for, segment_manifest
+from lungprior.segment.overlap import dice
 
 REF_SIZE = 256  # predict_array's input size
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2.0 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
 
 def lung_boxes(gt: np.ndarray) -> list[np.ndarray]:

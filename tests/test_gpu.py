@@ -34,6 +34,7 @@ from lungprior.classify.data import make_dataset
 from lungprior.classify.predict import load_run
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.labels import FINDINGS
+from lungprior.segment.overlap import dice
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -134,11 +135,6 @@ def test_ddp_nccl_equals_single_process(runs: dict[str, Path]) -> None:
     np.testing.assert_allclose(_probs(runs["ddp"]), _probs(runs["32"]), rtol=0, atol=PROB_TOL)
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0, b > 0
-    return 2 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
-
-
 def test_segment_cuda_matches_cpu(bench: Path, tmp_path: Path) -> None:
     films = pd.read_csv(bench, dtype={"image_id": str}).head(6)
     small = bench.parent / "six.csv"
@@ -149,7 +145,7 @@ def test_segment_cuda_matches_cpu(bench: Path, tmp_path: Path) -> None:
     for image_id in films["image_id"]:
         a = np.asarray(Image.open(tmp_path / "cpu" / "masks" / f"{image_id}.png"))
         b = np.asarray(Image.open(tmp_path / "cuda" / "masks" / f"{image_id}.png"))
-        assert _dice(a, b) >= 0.99, image_id
+        assert dice(a, b) >= 0.99, image_id
 
 
 def test_finetune_full_recipe_on_gpu(bench: Path, tmp_path: Path) -> None:

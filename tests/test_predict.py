@@ -129,6 +129,19 @@ def test_batch_rows_masks_calibration_and_errors(batch, tight_run: Path, films: 
         assert 0.08 < row["area_fraction"] < 0.65
 
 
+def test_no_finding_follows_the_chosen_formula(batch, tight_run: Path, films: Path, tmp_path: Path) -> None:
+    out, _ = batch
+    prod = tmp_path / "prod"
+    predict_films(tight_run, [films / "a.png"], prod, seg_backend="litemedsam", seg_engine="torch", cam=False,
+                  page=False, no_finding="prod")
+    row = pd.read_csv(prod / "predictions.csv", dtype={"image_id": str}).iloc[0]
+    assert row["p_no_finding"] == pytest.approx(np.prod(1 - row[PROBS].to_numpy(float)), abs=2e-6)
+    assert json.loads((prod / "predict.json").read_text())["no_finding"] == "prod"
+    assert json.loads((out / "predict.json").read_text())["no_finding"] == "max"  # the run's default
+    with pytest.raises(LungpriorError, match="unknown No Finding method 'mean'"):
+        predict_films(tight_run, [films / "a.png"], tmp_path / "bad", seg_backend="litemedsam", no_finding="mean")
+
+
 def test_rerun_resumes_and_other_settings_are_refused(batch, tight_run: Path, films: Path) -> None:
     out, _ = batch
     before = (out / "predictions.csv").read_text()

@@ -13,7 +13,7 @@ from scipy import ndimage as ndi
 from typer.testing import CliRunner
 
 from lungprior.cli.main import app
-from lungprior.segment.segeval import evaluate_segmentations, film_metrics, midline
+from lungprior.segment.segeval import evaluate_segmentations, filled_panel, film_metrics, midline
 
 H, W = 64, 128
 
@@ -101,7 +101,18 @@ def test_evaluate_writes_films_summary_and_gallery(tmp_path: Path) -> None:
     bad = int((films["dice"] < 0.85).sum())
     assert summary["qc"] == {"bad_films (dice<0.85)": bad, "bad_flagged": 1, "good_films": 4 - bad, "good_flagged": 0}
     assert result.summary["all"]["dice"]["median"] == pytest.approx(films["dice"].median())
-    assert Image.open(tmp_path / "eval" / "worst.png").size[0] > 0
+    gallery = np.asarray(Image.open(tmp_path / "eval" / "worst.png").convert("RGB")).astype(int)
+    tile = gallery[:320, 324:644]  # the first film's filled panel, beside its outlines
+    red = (tile[..., 0] - tile[..., 1]) > 60
+    assert 0.05 < red.mean() < 0.6  # the prediction filled, not only drawn around
+
+
+def test_filled_panel_fills_the_prediction_only() -> None:
+    image = np.full((H, W), 0.5, np.float32)
+    pred = lungs()
+    panel = filled_panel(image, pred, side=max(H, W)).astype(int)
+    inside = panel[pred]
+    assert (inside[:, 0] > inside[:, 1] + 60).all() and (panel[~pred] == 128).all()
 
 
 def test_cli_segeval_and_a_clear_error(tmp_path: Path) -> None:

@@ -35,14 +35,11 @@ from lungprior.segment.infer import (
     mask_path_for,
     segment_manifest,
 )
+from lungprior.segment.overlap import dice
 from lungprior.segment.registry import create_backend
 
 N_FILMS = 2
 MIN_DICE = 0.85
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2.0 * (a & b).sum() / (a.sum() + b.sum()))
 
 
 def write_manifest(path: Path, rows: list[tuple[str, Path]]) -> Path:

@@ -11,6 +11,7 @@ from lungprior.data.io import read_image, read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.segment import create_backend
 from lungprior.segment.infer import Cascade, OnnxEngine, TorchEngine, cached_onnx, create_engine, weights_digest
+from lungprior.segment.overlap import dice
 
 pytest.importorskip("onnxruntime")
 
@@ -51,10 +52,6 @@ def test_onnx_matches_torch_and_is_cached(setup) -> None:
     auto_onnx = Cascade(onnx, backend).auto(e_onnx, transform)
     assert auto_onnx.prompt_source == auto_torch.prompt_source == "auto"
     assert np.array_equal(auto_onnx.mask, auto_torch.mask) and 0.1 < auto_onnx.mask.mean() < 0.5
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2.0 * (a & b).sum() / (a.sum() + b.sum()))
 
 
 def test_one_whole_image_box_is_worse_than_auto_prompts(setup) -> None:

@@ -25,6 +25,7 @@ from lungprior.segment.infer import (
 )
 from lungprior.segment.infer.cascade import work_transform
 from lungprior.segment.infer.prompts import box_around, edges_to_pixels, grow_box, largest_component
+from lungprior.segment.infer.qc import failed_checks, flag_counts, with_film_size
 from lungprior.segment.infer.records import ERROR_COLUMNS, CsvLog, read_rows, repair
 from lungprior.segment.infer.settings import check_settings, run_settings
 from lungprior.segment.infer.shards import local_device
@@ -107,7 +108,7 @@ def test_qc_rows_flag_empty_and_implausible_masks() -> None:
         "empty", "no lung pixels", 0.0, "whole")
     one = two.copy()
     one[:, 50:] = False
-    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.7)"
+    assert qc_row("c", one, prob, "auto")["reason"] == "one side 0.00 x the other (< 0.5)"
     three = two.copy()
     three[88:98, 44:56] = True  # 1.2 % of the image
     assert qc_row("d", three, prob, "auto")["reason"] == "3 components (> 2)"
@@ -117,7 +118,7 @@ def test_qc_rows_flag_empty_and_implausible_masks() -> None:
     row = qc_row("e", full, np.ones((20, 20)), "prior")
     assert row["flag"] == "implausible"  # one blob: counted on the side of its centroid, the other side is empty
     assert row["reason"] == (
-        "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.7); "
+        "area fraction 1.000 outside [0.08, 0.65]; one side 0.00 x the other (< 0.5); "
         "lung covers 1.00 of the image border (> 0.25)"
     )
 
@@ -127,9 +128,9 @@ def test_qc_flags_real_film_failures() -> None:
     prob = np.where(two, 0.97, 0.1).astype(np.float32)
     assert qc_row("ok", two, prob, "auto", stability=0.99)["flag"] == "ok"
     unsure = qc_row("p", two, np.where(two, 0.8, 0.1), "auto")
-    assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.80 (< 0.9)"
+    assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.800 (< 0.92)"
     shaky = qc_row("s", two, prob, "auto", stability=0.9)
-    assert shaky["reason"] == "re-decoding agrees at Dice 0.90 (< 0.96)" and shaky["stability"] == 0.9
+    assert shaky["reason"] == "re-decoding agrees at Dice 0.900 (< 0.965)" and shaky["stability"] == 0.9
     cut = two.copy()
     rows, cols = np.nonzero(two[:, :50])
     r0, c0 = rows.min(), cols.min()
@@ -140,6 +141,23 @@ def test_qc_flags_real_film_failures() -> None:
     edge[:, :3] = True  # a leak along the whole left edge of the film
     edge[:3, :] = True
     assert "image border" in qc_row("e", edge, np.where(edge, 0.97, 0.1), "auto")["reason"]
+
+
+def test_qc_accepts_normal_anatomy_and_counts_flags_per_check() -> None:
+    """A child's or cardiomegalic heart: the left lung field at 0.55 x the right passes; 0.45 x does not."""
+    mask = np.zeros((200, 200), bool)
+    mask[30:170, 20:90] = True  # the patient's right lung (image left)
+    for width, flag in ((38, "ok"), (32, "implausible")):  # 38/70 = 0.54, 32/70 = 0.46
+        left = mask.copy()
+        left[30:170, 110 : 110 + width] = True
+        row = qc_row("child", left, np.where(left, 0.97, 0.1), "auto", stability=0.99)
+        assert row["flag"] == flag, row["reason"]
+    small = with_film_size(qc_row("s", _two_lungs(), np.where(_two_lungs(), 0.97, 0.1), "auto"), (100, 100))
+    assert small["flag"] == "implausible" and small["reason"].startswith("film of 100x100 pixels")
+    rows = [small, {"flag": "ok", "reason": ""}, {"flag": "empty", "reason": "blank image (no contrast)"},
+            {"flag": "implausible", "reason": "one side 0.10 x the other (< 0.5); mean probability 0.800 (< 0.92)"}]
+    assert flag_counts(rows) == {"small film": 1, "blank": 1, "side ratio": 1, "probability": 1}
+    assert failed_checks(small["reason"]) == ["small film"]
 
 
 def test_prompt_csv_groups_boxes_and_rejects_bad_rows(tmp_path) -> None:

@@ -19,10 +19,7 @@ from lungprior.data.io import read_image, read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.segment.infer import mask_path_for, segment_manifest
 from lungprior.segment.infer.borders import film_box, paste_back
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2.0 * (a & b).sum() / max(1, a.sum() + b.sum()))
+from lungprior.segment.overlap import dice as _dice
 
 
 def _variants(film: np.ndarray, lung: np.ndarray, folder: Path) -> dict[str, tuple[Path, np.ndarray]]:

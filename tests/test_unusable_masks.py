@@ -72,8 +72,8 @@ def test_masked_training_evaluation_and_comparison(bench, tmp_path: Path) -> Non
     result = train(_cfg(manifest, masks, run, "tight"), progress=False)  # stopped at the first empty mask before
     assert result.epochs_run == 1
     excluded = pd.read_csv(run / "excluded.csv", dtype=str)
-    assert list(excluded.columns) == ["image_id", "split", "reason"]
-    assert dict(zip(excluded["image_id"], excluded["split"], strict=True)) == {v: k for k, v in first.items()}
+    assert list(excluded.columns) == ["image_id", "reason", "action"]
+    assert set(excluded["image_id"]) == set(first.values()) and set(excluded["action"]) == {"excluded"}
     test = predict(run, "test", progress=False)
     assert first["test"] not in set(test["image_id"])
 
@@ -85,6 +85,63 @@ def test_masked_training_evaluation_and_comparison(bench, tmp_path: Path) -> Non
     test.to_csv(run / PREDICTIONS, index=False)
     table = compare_runs(run, other, n_resamples=20)
     assert set(table["target"]) == {*FINDINGS, NO_FINDING, "macro AUROC"}
-    (run / "excluded.csv").write_text("image_id,split,reason\n")  # without the list the films differ: refused
+    (run / "excluded.csv").write_text("image_id,reason,action\n")  # without the list the films differ: refused
     with pytest.raises(LungpriorError, match="not evaluated on the same images"):
         compare_runs(run, other, n_resamples=20)
+
+
+def _segment_run(bench, root: Path) -> tuple[Path, list[str]]:
+    """A `segment`-like folder: masks/ and a qc.csv that flags two train films (and the empty one)."""
+    manifest, masks, first = bench
+    shutil.copytree(masks, root / "masks")
+    df = pd.read_csv(manifest, dtype={"image_id": str})
+    flagged = df.loc[df["split"] == "train", "image_id"].iloc[1:3].tolist()
+    qc = pd.DataFrame({"image_id": df["image_id"], "flag": "ok", "reason": ""})
+    qc.loc[qc["image_id"].isin(flagged), ["flag", "reason"]] = ["implausible", "one side 0.20 x the other (< 0.5)"]
+    qc.loc[qc["image_id"] == first["train"], ["flag", "reason"]] = ["empty", "blank image (no contrast)"]
+    qc.to_csv(root / "qc.csv", index=False)
+    return root / "masks", flagged
+
+
+def test_qc_failed_masks_are_left_out_unless_kept(bench, tmp_path: Path) -> None:
+    manifest, _, first = bench
+    masks, flagged = _segment_run(bench, tmp_path / "seg")
+    prep = prepare(_cfg(manifest, masks, tmp_path / "run", "tight"), progress=False)
+    rows = prep.excluded.set_index("image_id")
+    assert set(rows.index) == {*first.values(), *flagged}  # the empty film is listed once, as empty
+    for image_id in flagged:
+        assert rows.loc[image_id, "reason"] == "lung mask failed QC: one side 0.20 x the other (< 0.5)"
+        assert rows.loc[image_id, "action"] == "excluded" and image_id in prep.excluded_ids
+    ds = make_dataset(_cfg(manifest, masks, tmp_path / "run", "tight"), "train", prepared=prep)
+    assert not set(flagged) & set(ds.image_ids)
+    kept = prepare(_cfg(manifest, masks, tmp_path / "run", "tight"), progress=False, allow_qc_fail=True)
+    assert set(kept.excluded.loc[kept.excluded["action"] == "kept", "image_id"]) == set(flagged)
+    ds = make_dataset(_cfg(manifest, masks, tmp_path / "run", "tight"), "train", prepared=kept)
+    assert set(flagged) <= set(ds.image_ids) and first["train"] not in ds.image_ids
+
+
+def test_train_command_says_how_many_it_left_out(bench, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lungprior.cli.main import app
+
+    manifest, _, _ = bench
+    masks, flagged = _segment_run(bench, tmp_path / "seg")
+    args = ["train", "--manifest", str(manifest), "--masks", str(masks), "--mode", "tight", "--backbone", "resnet10t",
+            "--image-size", "32", "--epochs", "1", "--accelerator", "cpu", "--devices", "1",
+            "--cache", str(tmp_path / "cache")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert f"films left out: {3 + len(flagged)} (lung mask failed QC: {len(flagged)};" in result.output
+    excluded = pd.read_csv(tmp_path / "run" / "excluded.csv", dtype=str)
+    assert set(excluded.loc[excluded["action"] == "excluded", "image_id"]) >= set(flagged)
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "kept"), "--allow-qc-fail"])
+    assert result.exit_code == 0, result.output
+    assert f"kept although QC failed (--allow-qc-fail): {len(flagged)}" in result.output
+
+
+def test_experiment_config_key_keeps_qc_failed_films() -> None:
+    from lungprior.experiment.config import ExperimentConfig
+
+    assert ExperimentConfig(training={"allow_qc_fail": True}).training.allow_qc_fail is True
+    assert ExperimentConfig().training.allow_qc_fail is False

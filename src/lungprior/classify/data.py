@@ -2,11 +2,14 @@
 
 With lung masks, a film without a usable one (mask file missing, or empty as `segment` writes for blank films)
 is left out of every split in every mode, and listed with the reason (`Prepared.excluded`, a run's `excluded.csv`).
+So is a film whose mask failed `segment`'s QC (`qc.csv` beside the masks folder, flag not `ok`), unless
+`allow_qc_fail` keeps it: then it is listed with action `kept`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,14 +21,16 @@ from torchvision.transforms import InterpolationMode, v2
 from lungprior.classify.backbone import normalisation
 from lungprior.classify.cache import CacheInfo, ensure_cache, item_sources, open_cache
 from lungprior.classify.config import TrainConfig
+from lungprior.classify.run import EXCLUDED
 from lungprior.data.manifest import SPLITS, read_manifest
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
-from lungprior.segment.infer.paths import mask_path_for
+from lungprior.segment.infer.paths import QC_FILE, mask_path_for
 
 LUNG_THRESHOLD = 0.5
-#: Columns of the list of films left out for want of a usable lung mask (a run's `excluded.csv`).
-EXCLUDED_COLUMNS = ("image_id", "split", "reason")
+#: Columns of a run's `excluded.csv`: films left out (`action` excluded) for want of a usable lung mask or
+#: because their mask failed QC, and QC-failed films kept on request (`action` kept).
+EXCLUDED_COLUMNS = ("image_id", "reason", "action")
 
 
 @dataclass(frozen=True)
@@ -44,26 +49,64 @@ class Prepared:
 
     @property
     def excluded_ids(self) -> frozenset[str]:
-        return frozenset(self.excluded["image_id"].astype(str))
+        left_out = self.excluded["action"] == "excluded"
+        return frozenset(self.excluded.loc[left_out, "image_id"].astype(str))
 
 
-def prepare(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
-    """Read the manifest and make sure its input cache is complete (built on first use)."""
+def qc_failures(masks_dir: str | None) -> dict[str, str]:
+    """image_id -> QC reason for every film `segment` flagged (`qc.csv` beside the masks folder; none without)."""
+    if masks_dir is None or not (Path(masks_dir).parent / QC_FILE).is_file():
+        return {}
+    qc = pd.read_csv(Path(masks_dir).parent / QC_FILE, dtype=str, keep_default_na=False)
+    if not {"image_id", "flag"} <= set(qc.columns):
+        raise LungpriorError(f"{Path(masks_dir).parent / QC_FILE}: not a segment qc.csv (needs image_id and flag)")
+    bad = qc[qc["flag"].str.strip() != "ok"]
+    reasons = bad["reason"] if "reason" in bad.columns else bad["flag"]
+    return {i: r or f for i, r, f in zip(bad["image_id"], reasons, bad["flag"], strict=True)}
+
+
+def excluded_counts(excluded: pd.DataFrame) -> dict[str, int]:
+    """Films left out (`excluded`; of which `qc_failed` for QC) and QC-failed films `kept`, from `EXCLUDED_COLUMNS`."""
+    qc = excluded["reason"].astype(str).str.startswith("lung mask failed QC")
+    left = excluded["action"] == "excluded"
+    return {"excluded": int(left.sum()), "qc_failed": int((left & qc).sum()), "kept": int((~left).sum())}
+
+
+def _kept_before(cfg: TrainConfig) -> bool:
+    """Whether the run in `cfg.out` kept QC-failed films (its `excluded.csv` lists one as kept)."""
+    path = Path(cfg.out) / EXCLUDED
+    if not path.is_file():
+        return False
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return "action" in table.columns and bool((table["action"] == "kept").any())
+
+
+def prepare(cfg: TrainConfig, *, progress: bool = True, allow_qc_fail: bool | None = None) -> Prepared:
+    """Read the manifest and make sure its input cache is complete (built on first use).
+
+    `allow_qc_fail`: keep films whose mask failed QC (None: as the run in `cfg.out` recorded, else leave out).
+    """
     cfg = cfg.resolved()
+    if allow_qc_fail is None:
+        allow_qc_fail = _kept_before(cfg)
     frame = read_manifest(cfg.manifest)
     spec = cfg.mask_spec()
     missing = pd.Series(False, index=frame.index)
     if cfg.masks is not None:
         missing = pd.Series([not mask_path_for(cfg.masks, str(i)).is_file() for i in frame["image_id"]],
                             index=frame.index)
-    skipped = [(str(i), str(s), f"lung mask not found, expected {mask_path_for(cfg.masks or '', str(i))}")
-               for i, s in zip(frame.loc[missing, "image_id"], frame.loc[missing, "split"], strict=True)]
+    skipped = [(str(i), f"lung mask not found, expected {mask_path_for(cfg.masks or '', str(i))}", "excluded")
+               for i in frame.loc[missing, "image_id"]]
     frame = frame.loc[~missing].reset_index(drop=True)
     if frame.empty:
         raise LungpriorError(f"{cfg.manifest}: no film has a lung mask in {cfg.masks}")
     cache = ensure_cache(item_sources(frame, cfg.masks, spec), cfg.image_size, spec, cfg.cache, progress=progress)
-    split_of = dict(zip(frame["image_id"].astype(str), frame["split"].astype(str), strict=True))
-    skipped += [(i, split_of.get(i, ""), reason) for i, reason in cache.unusable]
+    skipped += [(i, reason, "excluded") for i, reason in cache.unusable]
+    listed = {row[0] for row in skipped}
+    action = "kept" if allow_qc_fail else "excluded"
+    present = set(frame["image_id"].astype(str))
+    skipped += [(i, f"lung mask failed QC: {reason}", action) for i, reason in qc_failures(cfg.masks).items()
+                if i not in listed and i in present]
     excluded = pd.DataFrame(sorted(skipped), columns=list(EXCLUDED_COLUMNS))
     return Prepared(cfg=cfg, frame=frame, cache=cache, excluded=excluded)
 

@@ -154,17 +154,19 @@ def weights_mismatch(state: dict[str, Any], expected: dict[str, tuple[int, ...]]
 
 
 def write_excluded(excluded: pd.DataFrame, run_dir: Path) -> None:
-    """Write the films left out of the run (image_id, split, reason), atomically."""
+    """Write the films left out of the run, or kept although their mask failed QC (image_id, reason, action)."""
     with atomic_open(run_dir / EXCLUDED, "w", encoding="utf-8", newline="") as fh:
         excluded.to_csv(fh, index=False)
 
 
 def excluded_ids(run_dir: str | os.PathLike[str]) -> set[str]:
-    """Image ids a run left out for want of a usable lung mask (none for runs without `excluded.csv`)."""
+    """Image ids a run left out (action `excluded`, or no action column: older runs); none without `excluded.csv`."""
     path = Path(run_dir) / EXCLUDED
     if not path.is_file():
         return set()
-    return set(pd.read_csv(path, dtype=str, keep_default_na=False)["image_id"])
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    kept = table["action"] == "kept" if "action" in table.columns else pd.Series(False, index=table.index)
+    return set(table.loc[~kept, "image_id"])
 
 
 def write_history(epochs: list[dict[str, Any]], out: Path) -> None:

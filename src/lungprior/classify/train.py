@@ -21,7 +21,7 @@ from lungprior.classify import run as runfiles
 from lungprior.classify.backbone import check_backbone, create_backbone
 from lungprior.classify.cache import CacheInfo
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.data import ClassifyDataset, make_dataset, pos_weight, prepare
+from lungprior.classify.data import ClassifyDataset, Prepared, excluded_counts, make_dataset, pos_weight, prepare
 from lungprior.classify.datamodule import ClassifyData
 from lungprior.classify.history import RunHistory
 from lungprior.classify.memory import PeakRSS
@@ -41,7 +41,7 @@ log = logging.getLogger("lungprior.classify")
 
 def train(
     cfg: TrainConfig, *, progress: bool = True, summary: bool | None = None, callbacks: Sequence[Callback] = (),
-    seg_weights: str | None = None,
+    seg_weights: str | None = None, allow_qc_fail: bool | None = None,
 ) -> TrainResult:
     """Train (or resume, or return the finished) run described by `cfg` in `cfg.out`.
 
@@ -49,6 +49,8 @@ def train(
     without training; a folder holding a run with other settings raises a `LungpriorError`.
     `summary` prints the model summary (default: with `progress`); `callbacks` are extra Lightning callbacks.
     `seg_weights`: the segmentation checkpoint that made `cfg.masks`, recorded in `segmentation.json`.
+    `allow_qc_fail`: keep films whose mask failed `segment`'s QC (default: leave them out, listed in
+    `excluded.csv`; None on a resumed run: as it was started).
     Under DDP, `cfg.batch_size` is per process: W processes train as one process with W x batch size would
     (same sample order and augmentation, BatchNorm statistics over the global batch), up to float rounding.
     """
@@ -61,7 +63,7 @@ def train(
         return done
     check_backbone(cfg.backbone)
     check_loggers(cfg)
-    prep = prepare(cfg, progress=progress)
+    prep = prepare(cfg, progress=progress, allow_qc_fail=allow_qc_fail)
     train_ds = make_dataset(cfg, "train", train=True, prepared=prep)
     val_ds = make_dataset(cfg, "val", train=False, prepared=prep)
     _check_splits(train_ds, val_ds, cfg)
@@ -71,9 +73,7 @@ def train(
     if runfiles.rank() == 0:
         write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
         runfiles.write_excluded(prep.excluded, run_dir)
-        if len(prep.excluded):
-            log.warning("%s: %d film(s) without a usable lung mask left out; see %s", run_dir, len(prep.excluded),
-                        run_dir / runfiles.EXCLUDED)
+        _warn_excluded(prep, run_dir)
         write_json(run_dir / SEGMENTATION, segmentation_record(cfg.masks, seg_weights))
         if report is not None:
             write_json(run_dir / "pretrained.json", report.to_dict())
@@ -131,6 +131,17 @@ class _AnnounceProcesses(Callback):
         if trainer.is_global_zero and torch.distributed.is_available() and torch.distributed.is_initialized():
             world = torch.distributed.get_world_size()
             print(f"training with {world} processes ({torch.distributed.get_backend()})", flush=True)
+
+
+def _warn_excluded(prep: Prepared, run_dir: Path) -> None:
+    """One warning per kind: films left out, and QC-failed films kept on request."""
+    left, kept = excluded_counts(prep.excluded)["excluded"], excluded_counts(prep.excluded)["kept"]
+    where = run_dir / runfiles.EXCLUDED
+    if left:
+        log.warning("%s: %d film(s) left out (no usable lung mask, or mask failed QC); see %s", run_dir, left, where)
+    if kept:
+        log.warning("%s: %d film(s) whose lung mask failed QC kept for training and evaluation (--allow-qc-fail); "
+                    "see %s", run_dir, kept, where)
 
 
 def _check_splits(train_ds: ClassifyDataset, val_ds: ClassifyDataset, cfg: TrainConfig) -> None:

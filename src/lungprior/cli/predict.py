@@ -28,6 +28,9 @@ def predict_command(
         None, "--spacing-mm", help="Pixel spacing of films that do not state one (loose masks in mm need it)."
     ),
     onnx_model: Path = typer.Option(None, "--onnx-model", help="classifier.onnx from `lungprior export`."),
+    no_finding: str = typer.Option(
+        None, "--no-finding", help="No Finding score: max (1 - max p) or prod (prod of 1 - p); default: the run's."
+    ),
 ) -> None:
     """Segment, mask and score new films; writes predictions.csv, errors.csv, one PNG per film and index.html."""
     from lungprior.predict import predict_films
@@ -35,6 +38,7 @@ def predict_command(
     result = predict_films(
         run, inputs, out, engine=engine, seg_engine=seg_engine, device=device, allow_qc_fail=allow_qc_fail, cam=cam,
         seg_backend=seg_backend, seg_weights=seg_weights, spacing_mm=spacing_mm, onnx_model=onnx_model,
+        no_finding=no_finding,
     )
     typer.echo(f"films: {result.total}  scored: {result.scored}  not scored (QC): {result.not_scored}  "
                f"unreadable: {result.failed}  done before: {result.skipped}")

@@ -54,8 +54,10 @@ def segment_command(
         device=device, progress=progress, engine=engine, embedding_cache=embedding_cache,
     )
     where = f" (shard {result.shard[0]}/{result.shard[1]})" if result.shard else ""
+    why = ", ".join(f"{name} {n}" for name, n in sorted(result.flag_reasons.items(), key=lambda kv: -kv[1]))
     console.print(f"images{where}: {result.total}  segmented: {result.done}  skipped (done before): "
-                  f"{result.skipped}  failed: {result.failed}")
+                  f"{result.skipped}  failed: {result.failed}  QC flagged: {result.qc_flagged}"
+                  + (f" ({why})" if why else ""))
     if result.done:
         console.print(f"engine: {result.engine}  {result.images_per_s:.2f} images/s")
     console.print(f"masks: {result.masks_dir}")

@@ -67,6 +67,10 @@ def train_command(
     cache: Path = typer.Option(
         None, "--cache", help="Input cache folder (default: .lungprior-cache beside the manifest)."
     ),
+    allow_qc_fail: bool = typer.Option(
+        False, "--allow-qc-fail",
+        help="Keep films whose lung mask failed segment's QC (qc.csv beside --masks); default: leave them out.",
+    ),
     logger: list[str] = typer.Option(
         None, "--logger", help="tensorboard, csv, mlflow or wandb; repeat for several (default: tensorboard and csv)."
     ),
@@ -86,16 +90,32 @@ def train_command(
         loggers=",".join(logger) if logger else "csv,tensorboard",
     )
     output_dir(out)
-    result = train(cfg)
+    result = train(cfg, allow_qc_fail=allow_qc_fail or None)
     if rank() != 0:  # one summary per run, not one per process
         return
     state = "finished (resumed)" if result.resumed else "finished"
     state = "already finished" if result.already_finished else state
     typer.echo(f"run {state}: {result.run_dir}")
+    typer.echo(excluded_line(result.run_dir))
     plain_console().print(summary_table(result))
     from lungprior.report.run_warnings import print_warnings, run_warnings
 
     print_warnings(typer.echo, run_warnings(result.run_dir))
+
+
+def excluded_line(run_dir: Path) -> str:
+    """How many films the run left out (and why) or kept although their mask failed QC, from its excluded.csv."""
+    import pandas as pd
+
+    from lungprior.classify.data import excluded_counts
+    from lungprior.classify.run import EXCLUDED
+
+    path = Path(run_dir) / EXCLUDED
+    if not path.is_file():
+        return "films left out: 0"
+    n = excluded_counts(pd.read_csv(path, dtype=str, keep_default_na=False))
+    line = f"films left out: {n['excluded']} (lung mask failed QC: {n['qc_failed']}; see {path})"
+    return line + (f"; kept although QC failed (--allow-qc-fail): {n['kept']}" if n["kept"] else "")
 
 
 def summary_table(result: TrainResult) -> Table:

@@ -252,6 +252,8 @@ class TrainingSettings(_Strict):
     """DataLoader worker processes."""
     limit_train: int | None = Field(None, ge=1)
     """Train on a seeded random subset of this many training films."""
+    allow_qc_fail: bool = False
+    """Keep films whose lung mask failed QC (default: they are left out and listed in `RUN/excluded.csv`)."""
 
 
 class EvaluationSettings(_Strict):

@@ -139,13 +139,14 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
                 epochs=ft.epochs, batch_size=ft.batch_size, lr=ft.lr, freeze_encoder=ft.freeze_encoder,
                 max_train=ft.max_train, replay=ft.replay, prior_prompts=ft.prior_prompts, seed=cfg.training.seeds[0],
             ), progress=True)
-            weights = str(result.files.get("best", folder / "finetune" / "best.pth"))
+            weights = str(result.files["best.pth"])
             record["finetune"] = {"best_epoch": result.best_epoch, "best_val": result.best_val, "test": result.test}
         embeddings = folder / "finetune" / "cache"  # a frozen-encoder fine-tune already encoded these films
         seg_result = segment_manifest(manifest, folder / "seg", backend=seg.backend, weights=weights,
                                       prompt=seg.prompt, batch_size=seg.batch_size, progress=True,
                                       embedding_cache=embeddings if embeddings.is_dir() else None)
         record.update(masks_dir=str(seg_result.masks_dir), qc=str(seg_result.qc_path), failed=seg_result.failed,
+                      qc_flagged=seg_result.qc_flagged, flag_reasons=seg_result.flag_reasons,
                       weights=str(Path(weights).resolve()) if weights else None)
         gt = manifest.parent / "masks"
         if cfg.dataset.kind == "phantom" and gt.is_dir():
@@ -191,7 +192,9 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     manifest = seg.record["manifest"] if own_manifest else data.record["manifest"]
     uses_seg = spec.needs_mask or own_manifest
     key = content_hash("run", data.hash, seg.hash if uses_seg else None,
-                       t.model_dump(exclude={"backbones", "seeds", *RUNTIME_TRAINING}), spec.key(), backbone, seed,
+                       t.model_dump(exclude={"backbones", "seeds", *RUNTIME_TRAINING,
+                                             *(() if t.allow_qc_fail else ("allow_qc_fail",))}),
+                       spec.key(), backbone, seed,
                        cfg.evaluation.model_dump())
     folder = exp / "runs" / run_name(backbone, mask, seed)
     tcfg = TrainConfig(
@@ -205,12 +208,13 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
     )
     if not (is_lead() if lead is None else lead):
         if finished_record(folder, key) is None:
-            train(tcfg, progress=False, seg_weights=seg.record.get("weights"))
+            train(tcfg, progress=False, seg_weights=seg.record.get("weights"), allow_qc_fail=t.allow_qc_fail)
         return wait_for_stage("run", folder, key)
 
     def work(run: Path) -> dict[str, Any]:
         with lightning_quiet():
-            train(tcfg, progress=True, summary=False, seg_weights=seg.record.get("weights"))
+            train(tcfg, progress=True, summary=False, seg_weights=seg.record.get("weights"),
+                  allow_qc_fail=t.allow_qc_fail)
         ev = cfg.evaluation
         evaluate_run(run / "train", n_resamples=ev.bootstrap, seed=seed, no_finding=ev.no_finding, cam=ev.cam,
                      max_cam=ev.max_cam, progress=False)

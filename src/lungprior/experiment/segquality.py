@@ -5,19 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lungprior.data.io import read_mask
 from lungprior.data.manifest import read_manifest
 from lungprior.errors import LungpriorError
 from lungprior.segment.infer.paths import mask_path_for
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two boolean masks (1.0 when both are empty)."""
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+from lungprior.segment.overlap import dice, iou
 
 
 def flagged_count(qc: pd.DataFrame) -> int:
@@ -40,7 +34,7 @@ def segmentation_quality(
         except LungpriorError:
             continue  # missing predictions are counted below
         d = dice(pred, gt)
-        rows.append({"image_id": image_id, "split": split, "dice": d, "iou": d / (2.0 - d)})
+        rows.append({"image_id": image_id, "split": split, "dice": d, "iou": iou(pred, gt)})
     table = pd.DataFrame(rows, columns=["image_id", "split", "dice", "iou"])
     table.to_csv(Path(pred_dir).parent / "dice.csv", index=False)
     out: dict = {"n_images": len(df), "n_scored": len(table), "splits": {}}

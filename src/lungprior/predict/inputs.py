@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lungprior.data.dicom import pixel_spacing
 from lungprior.data.io import is_image_file
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import LungpriorError, shown
@@ -57,6 +58,19 @@ def collect_films(inputs: Sequence[str | os.PathLike[str]]) -> list[Film]:
         else:
             raise LungpriorError(f"{p}: no such file or folder")
     return _unique(found)
+
+
+def film_spacing(film: Film) -> float | None:
+    """The film's pixel spacing in mm: from the manifest, else a DICOM header's; None when unknown."""
+    if film.spacing_mm is not None:
+        return film.spacing_mm
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(film.path, stop_before_pixels=True)
+    except Exception:  # not a DICOM (or unreadable: the film's own error row says so later)
+        return None
+    return pixel_spacing(ds)
 
 
 def _hidden(path: Path, root: Path) -> bool:

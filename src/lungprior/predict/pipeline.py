@@ -8,6 +8,7 @@ with other settings is refused, a rerun with the same ones scores only the films
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import locks_output
 from lungprior.errors import ImageReadError, LungpriorError
+from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS
 from lungprior.predict.classifier import (
     OnnxClassifier,
@@ -34,7 +36,7 @@ from lungprior.predict.classifier import (
     top_finding,
 )
 from lungprior.predict.figure import film_figure
-from lungprior.predict.inputs import Film, collect_films
+from lungprior.predict.inputs import Film, collect_films, film_spacing
 from lungprior.predict.page import write_index
 from lungprior.predict.segmenter import Segmenter, resolve_segmentation
 from lungprior.segment.infer.paths import mask_name
@@ -46,8 +48,7 @@ COLUMNS: tuple[str, ...] = (
 )
 ERROR_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")
 SETTINGS = "predict.json"
-ENGINES: tuple[str, ...] = ("torch", "onnx")
-MIN_SIDE = 16
+CLASSIFIER_ENGINES: tuple[str, ...] = ("torch", "onnx")
 
 
 @dataclass
@@ -73,31 +74,42 @@ def predict_films(
     engine: str = "torch", seg_engine: str = "auto", device: str = "cpu", allow_qc_fail: bool = False,
     cam: bool = True, seg_backend: str | None = None, seg_weights: str | os.PathLike[str] | None = None,
     spacing_mm: float | None = None, onnx_model: str | os.PathLike[str] | None = None, page: bool = True,
+    no_finding: str | None = None,
 ) -> PredictResult:
     """Score every film of `inputs` with the run in `run_dir` into `out_dir` (see the module docstring).
 
     `engine`: the classifier in PyTorch or ONNX Runtime (an exported `classifier.onnx`, exported into
     `OUT/onnx/` when `onnx_model` is not given); `seg_engine`: the segmentation engine (auto, torch, onnx).
     `cam` draws the Grad-CAM of the top finding (needs PyTorch's autograd; off, nothing uses it).
-    `spacing_mm`: pixel spacing for films that do not state one (a loose mask in mm needs it).
+    `spacing_mm`: pixel spacing for films that do not state one. A mask whose width is in mm (loose, bbox,
+    crop) needs a spacing for every film: without one the batch is refused before any work, naming the flag.
+    `no_finding`: the No Finding score, "max" (1 - max p) or "prod" (prod (1 - p)); default: the method of the
+    run's own evaluation (`metrics.json`), else "max".
     """
     start = time.perf_counter()
-    if engine not in ENGINES:
-        raise LungpriorError(f"unknown --engine {engine!r}; choose from {', '.join(ENGINES)}")
+    if engine not in CLASSIFIER_ENGINES:
+        raise LungpriorError(f"unknown --engine {engine!r}; choose from {', '.join(CLASSIFIER_ENGINES)}")
+    if spacing_mm is not None and not (math.isfinite(spacing_mm) and spacing_mm > 0):
+        raise LungpriorError(f"--spacing-mm must be a positive number of millimetres per pixel, got {spacing_mm}")
     run = Path(run_dir)
     if not (run / CONFIG).is_file() or not (run / MODEL).is_file():
         raise LungpriorError(f"{run}: not a finished training run (needs {CONFIG} and {MODEL})")
     cfg = TrainConfig.from_json(run / CONFIG)
     seg = resolve_segmentation(run, cfg, backend=seg_backend, weights=seg_weights)
     films = collect_films(inputs)
+    method = no_finding or _run_no_finding(run)
+    no_finding_score(np.zeros((1, len(FINDINGS))), method)  # an unknown method: one error before any work
     out = Path(out_dir)
     calibration = read_calibration(run)
     settings = {"run": str(run.resolve()), "engine": engine, "allow_qc_fail": allow_qc_fail, "cam": cam,
-                "segmentation": seg.to_dict(), "spacing_mm": spacing_mm, "calibrated": calibration is not None}
+                "segmentation": seg.to_dict(), "spacing_mm": spacing_mm, "calibrated": calibration is not None,
+                "no_finding": method}
     _claim(out, settings)
     pred_path, err_path = out / "predictions.csv", out / "errors.csv"
     done = {r["image_id"] for r in read_rows(pred_path, COLUMNS)} if pred_path.is_file() else set()
     todo = [f for f in films if f.image_id not in done]
+    if spacing_mm is None:
+        _check_spacing(cfg, todo)
     result = PredictResult(out, len(films), 0, 0, 0, len(films) - len(todo))
     times = dict.fromkeys(("load", "decode", "segment", "classify", "cam", "figure"), 0.0)
     if todo:
@@ -107,7 +119,7 @@ def predict_films(
         scorer = torch_model if engine == "torch" else OnnxClassifier(onnx_model or _exported(run, out))
         times["load"] = time.perf_counter() - t0
         step = _Step(cfg, segmenter, scorer, torch_model if cam else None, calibration, allow_qc_fail, spacing_mm,
-                     out, times)
+                     out, times, method)
         with CsvLog(pred_path, COLUMNS) as log, CsvLog(err_path, ERROR_COLUMNS) as errors:
             for film in todo:
                 row = step(film)
@@ -130,6 +142,33 @@ def predict_films(
     times["total"] = time.perf_counter() - start
     result.seconds = times
     return result
+
+
+def _run_no_finding(run: Path) -> str:
+    """The No Finding method of the run's evaluation (`metrics.json`), or "max"."""
+    try:
+        method = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["no_finding"]["method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "max"
+    return str(method)
+
+
+def _check_spacing(cfg: TrainConfig, films: list[Film]) -> None:
+    """Refuse, before any work, a batch with films of unknown pixel spacing when the run's mask is sized in mm."""
+    lungs = np.zeros((64, 64), dtype=bool)
+    lungs[8:56, 8:28] = lungs[8:56, 36:56] = True
+    try:
+        model_input(np.zeros((64, 64), np.float32), lungs, cfg, None)
+        return  # the mask does not depend on the spacing
+    except LungpriorError:
+        pass
+    unknown = [f for f in films if film_spacing(f) is None]
+    if unknown:
+        spec = cfg.mask_spec()
+        raise LungpriorError(
+            f"{len(unknown)} of {len(films)} films state no pixel spacing (first: {unknown[0].path}) and the run's "
+            f"{spec.mode} mask is {spec.radius_mm:g} mm wide; pass --spacing-mm MM (the films' pixel spacing)"
+        )
 
 
 def _claim(out: Path, settings: dict[str, Any]) -> None:
@@ -164,10 +203,10 @@ class _Step:
 
     def __init__(self, cfg: TrainConfig, segmenter: Segmenter, scorer: Any, cam_model: TorchClassifier | None,
                  calibration: dict | None, allow_qc_fail: bool, spacing_mm: float | None, out: Path,
-                 times: dict[str, float]) -> None:
+                 times: dict[str, float], no_finding: str) -> None:
         self.cfg, self.segmenter, self.scorer, self.cam_model = cfg, segmenter, scorer, cam_model
         self.calibration, self.allow_qc_fail, self.spacing_mm = calibration, allow_qc_fail, spacing_mm
-        self.out, self.times = out, times
+        self.out, self.times, self.no_finding = out, times, no_finding
         (out / "masks").mkdir(parents=True, exist_ok=True)
         (out / "films").mkdir(parents=True, exist_ok=True)
 
@@ -180,16 +219,14 @@ class _Step:
         t = time.perf_counter()
         try:
             image, meta = read_image(film.path)
-            if min(image.shape) < MIN_SIDE:
-                raise ImageReadError(film.path, f"image of {image.shape[0]}x{image.shape[1]} pixels is too small")
+            t = self._timed("decode", t)
+            lungs = self.segmenter(film.image_id, image)
         except ImageReadError as exc:
             self._timed("decode", t)
             return {"image_id": film.image_id, "path": str(film.path), "reason": exc.reason}
         except LungpriorError as exc:
             self._timed("decode", t)
             return {"image_id": film.image_id, "path": str(film.path), "reason": str(exc)}
-        t = self._timed("decode", t)
-        lungs = self.segmenter(film.image_id, image)
         mask_path = self.out / "masks" / mask_name(film.image_id)
         write_mask(mask_path, lungs.mask)
         t = self._timed("segment", t)
@@ -224,7 +261,7 @@ class _Step:
         t = self._timed("classify", t)
         status = "scored" if qc["flag"] == "ok" else "scored although lung QC failed (--allow-qc-fail)"
         row.update(scored="yes", status=status, top_finding=FINDINGS[top], figure=f"films/{figure.name}",
-                   p_no_finding=f"{1.0 - float(probs.max()):.6f}",
+                   p_no_finding=f"{float(no_finding_score(probs[None], self.no_finding)[0]):.6f}",
                    **{f"p_{k}": f"{float(p):.6f}" for k, p in zip(FINDINGS, probs, strict=True)})
         cam = self.cam_model.cam(x, top) if self.cam_model is not None else None
         t = self._timed("cam", t)

@@ -13,15 +13,11 @@ import torch
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.segsource import read_segmentation_record
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.cascade import Cascade
 from lungprior.segment.infer.engine import create_engine
+from lungprior.segment.infer.predictor import PROMPT_MODES, FilmPrediction, LungPredictor
 from lungprior.segment.infer.prompts import AutoPromptConfig
-from lungprior.segment.infer.qc import qc_row
 from lungprior.segment.registry import create_backend
 from lungprior.segment.weights import LITEMEDSAM_SHA256, sha256_file
-
-#: An image whose grey levels span less than this is blank: an empty mask, flagged by QC.
-BLANK_RANGE = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -80,17 +76,8 @@ def resolve_segmentation(
     )
 
 
-@dataclass
-class LungSegmentation:
-    """A film's lung mask at its own size, the probability map and the QC row."""
-
-    mask: np.ndarray
-    prob: np.ndarray
-    qc: dict[str, Any]
-
-
 class Segmenter:
-    """Loads the backend once and segments one film at a time (no autograd)."""
+    """Loads the backend once and segments one film at a time through `LungPredictor` (as `segment` does)."""
 
     def __init__(self, settings: SegSettings, *, engine: str = "auto", device: str = "cpu") -> None:
         self.settings = settings
@@ -98,18 +85,11 @@ class Segmenter:
         self.engine = create_engine(self.backend, engine)
         config = AutoPromptConfig(**{k: tuple(map(tuple, v)) if k == "prior_boxes" else v
                                      for k, v in settings.auto.items()})
-        self.cascade = Cascade(self.engine, self.backend, config)
+        self.predictor = LungPredictor(self.backend, self.engine, config)
+        self.mode = PROMPT_MODES[settings.prompt]
 
-    def __call__(self, image_id: str, image: np.ndarray) -> LungSegmentation:
-        if float(image.max() - image.min()) < BLANK_RANGE:
-            empty = np.zeros(image.shape, dtype=bool)
-            qc = qc_row(image_id, empty, empty.astype(np.float32), self.settings.prompt)
-            return LungSegmentation(empty, empty.astype(np.float32), {**qc, "reason": "blank image (no contrast)"})
-        tensor, transform = self.backend.preprocess(image)
+    def __call__(self, image_id: str, image: np.ndarray) -> FilmPrediction:
+        """The film's mask, probabilities (full size) and QC row; a too small image raises `ImageReadError`."""
         with torch.inference_mode():
-            embedding = self.engine.encode(tensor.unsqueeze(0))
-            if self.settings.prompt == "whole":
-                pred = self.cascade.whole(embedding, transform)
-            else:
-                pred = self.cascade.auto(embedding, transform)
-        return LungSegmentation(pred.mask, pred.prob, qc_row(image_id, pred.mask, pred.prob, pred.prompt_source))
+            self.predictor.set_film(image, image_id)
+            return self.predictor.predict(self.mode)

@@ -12,6 +12,22 @@ from lungprior.errors import LungpriorError
 from lungprior.segment.preprocess import Transform, check_boxes
 
 
+def decode_prompts(
+    net: torch.nn.Module, embeddings: torch.Tensor, boxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM's prompt encoder + mask decoder, single-mask output: (1 or K, C, h, w) embeddings and (K, 4) boxes in
+    model-input coordinates -> (K, 1, 256, 256) logits and (K, 1) IoU predictions. The one copy of this call
+    (inference, fine-tuning and the ONNX export all use it)."""
+    sparse, dense = net.prompt_encoder(points=None, boxes=boxes[:, None, :], masks=None)
+    return net.mask_decoder(
+        image_embeddings=embeddings,
+        image_pe=net.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse,
+        dense_prompt_embeddings=dense,
+        multimask_output=False,
+    )
+
+
 @runtime_checkable
 class SegBackend(Protocol):
     """A box-prompted segmenter: preprocess -> encode (once per image) -> decode (K boxes) -> postprocess."""
@@ -85,18 +101,8 @@ class SamStyleBackend:
             boxes = torch.from_numpy(check_boxes(boxes))
         if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
             raise LungpriorError(f"{self.name}: boxes of shape {tuple(boxes.shape)}, expected (K, 4)")
-        net = self.model
-        box_t = boxes.to(self.device, torch.float32)[:, None, :]
         with self._grad_context():
-            sparse, dense = net.prompt_encoder(points=None, boxes=box_t, masks=None)
-            logits, iou = net.mask_decoder(
-                image_embeddings=embedding.to(self.device),
-                image_pe=net.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )
-        return logits, iou
+            return decode_prompts(self.model, embedding.to(self.device), boxes.to(self.device, torch.float32))
 
     def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Float H x W image and (K, 4) [x0, y0, x1, y1] boxes in its pixels -> (K, H, W) probabilities.

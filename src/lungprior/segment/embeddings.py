@@ -74,12 +74,12 @@ class EmbeddingCache:
             return found
         with torch.no_grad():
             embedding = self.encoder(model_input[None])
+        return self.put(image_path, embedding, variant)
+
+    def put(self, image_path: str | os.PathLike[str], embedding: torch.Tensor, variant: str = "") -> torch.Tensor:
+        """Store a (1, C, h, w) embedding as float16; returns it rounded as stored."""
         array = embedding[0].detach().to("cpu", torch.float16).numpy()
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_open(self.path(image_path, variant), "wb") as fh:
             np.save(fh, array)
         return torch.from_numpy(array.astype(np.float32))[None]
-
-    def load(self, image_path: str | os.PathLike[str], variant: str = "") -> torch.Tensor:
-        """A stored (C, h, w) float32 embedding; `FileNotFoundError` when it was never computed."""
-        return torch.from_numpy(np.load(self.path(image_path, variant)).astype(np.float32))

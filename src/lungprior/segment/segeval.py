@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
+from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
 from scipy import ndimage as ndi
 
 from lungprior.data.atomic import write_json
@@ -32,6 +32,7 @@ from lungprior.data.io import read_image, read_mask, write_png
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.segment.infer.paths import MASKS_DIR, QC_FILE, mask_name
+from lungprior.segment.overlap import dice, iou
 
 PathLike = str | os.PathLike[str]
 REFERENCE_SIDE = 1024  # distances without a known spacing are in pixels at this long side
@@ -70,22 +71,6 @@ def film_metrics(
         row["msd"] = float(compute_average_surface_distance(pt, tt, include_background=True, symmetric=True,
                                                             spacing=step).item())
     return row
-
-
-def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """MONAI Dice of two bool masks; 1.0 when both are empty."""
-    if not pred.any() and not truth.any():
-        return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = compute_dice(torch.from_numpy(pred)[None, None].float(), torch.from_numpy(truth)[None, None].float(),
-                             include_background=True)
-    return float(value.item())
-
-
-def iou(pred: np.ndarray, truth: np.ndarray) -> float:
-    union = int((pred | truth).sum())
-    return 1.0 if union == 0 else float((pred & truth).sum()) / union
 
 
 def midline(truth: np.ndarray) -> int:
@@ -236,11 +221,24 @@ def outline_panel(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, side: 
     return panel
 
 
+def filled_panel(image: np.ndarray, pred: np.ndarray, side: int = 320) -> np.ndarray:
+    """An RGB uint8 thumbnail with the predicted mask filled in red (half opacity): what the mask really covers."""
+    h, w = image.shape
+    r = side / max(h, w)
+    size = (max(1, round(w * r)), max(1, round(h * r)))
+    grey = cv2.resize(image.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    panel = np.repeat(np.rint(np.clip(grey, 0, 1) * 255).astype(np.float32)[..., None], 3, axis=2)
+    small = cv2.resize(pred.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    panel[small] = 0.5 * panel[small] + 0.5 * np.array([255.0, 40.0, 40.0])
+    return np.rint(panel).astype(np.uint8)
+
+
 def write_outline_gallery(
     df: pd.DataFrame, image_ids: list[str], masks_dir: Path, path: Path, *, gt: PathLike | None,
-    scores: pd.DataFrame, side: int = 320, per_row: int = 4,
+    scores: pd.DataFrame, side: int = 320, per_row: int = 2,
 ) -> Path | None:
-    """A PNG grid of films with both outlines and their Dice (the worst films of an evaluation)."""
+    """A PNG grid of films (the worst of an evaluation), each twice: both outlines (truth green, prediction red)
+    and, beside it, the prediction filled, so a sliver or a hole shows as what it is; with the Dice below."""
     by_id = df.set_index(df["image_id"].astype(str))
     dice_of = dict(zip(scores["image_id"], scores["dice"], strict=True))
     panels = []
@@ -255,9 +253,11 @@ def write_outline_gallery(
             continue
         if image.shape != truth.shape:
             image = cv2.resize(image, (truth.shape[1], truth.shape[0]), interpolation=cv2.INTER_AREA)
-        tile = np.zeros((side + 18, side, 3), np.uint8)
+        tile = np.zeros((side + 18, 2 * side + 4, 3), np.uint8)
         panel = outline_panel(image, truth, pred, side)
         tile[: panel.shape[0], : panel.shape[1]] = panel
+        filled = filled_panel(image, pred, side)
+        tile[: filled.shape[0], side + 4 : side + 4 + filled.shape[1]] = filled
         label = f"{image_id[:30]} Dice {dice_of[image_id]:.3f}"
         cv2.putText(tile, label, (3, side + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
         panels.append(tile)

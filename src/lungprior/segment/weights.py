@@ -15,7 +15,6 @@ from lungprior.data.regular import open_regular
 from lungprior.errors import LungpriorError, unpickling_reason
 from lungprior.extras import require
 
-LITEMEDSAM_FILENAME = "lite_medsam.pth"
 LITEMEDSAM_SIZE = 39_370_479
 LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 

@@ -24,6 +24,7 @@ from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.data import Pair, lung_boxes, read_pair
+from lungprior.segment.infer.predictor import LungPredictor
 
 METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "hd95")
 
@@ -70,25 +71,6 @@ def mean_metrics(rows: list[Mapping[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) if rows else float("nan") for k in METRIC_NAMES}
 
 
-def predict_lungs(
-    backend: SegBackend,
-    image: np.ndarray,
-    boxes: np.ndarray,
-    *,
-    cache: EmbeddingCache | None = None,
-    image_path: Any = None,
-) -> np.ndarray:
-    """(K, H, W) lung probabilities for boxes in original pixels; the embedding comes from `cache` if given."""
-    if cache is None:
-        return backend.predict(image, boxes)
-    tensor, transform = backend.preprocess(image)
-    embedding = cache.get(image_path, tensor)
-    input_boxes = torch.from_numpy(transform.boxes_to_input(boxes))
-    with torch.no_grad():
-        logits, _ = backend.decode(embedding.to(backend.device), input_boxes)
-    return backend.postprocess(logits, transform)
-
-
 def evaluate_segmentation(
     backend: SegBackend,
     pairs: list[Pair],
@@ -97,7 +79,8 @@ def evaluate_segmentation(
     cache: EmbeddingCache | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Mean Dice, IoU and HD95 of `backend` over `pairs`, one prompt per lung.
+    """Mean Dice, IoU and HD95 of `backend` over `pairs`, one prompt per lung, segmented by `LungPredictor`
+    (border crop, the union of the lungs' masks, holes filled) as `lungprior segment` would with these boxes.
 
     `boxes` "gt" takes one box per lung from the ground-truth mask's two largest components; a mapping
     image_id -> (K, 4) boxes in original pixels supplies them instead. Pass `cache` only when the backend's
@@ -107,6 +90,7 @@ def evaluate_segmentation(
     if not (boxes == "gt" or isinstance(boxes, Mapping)):
         raise LungpriorError(f"boxes {boxes!r}: use 'gt' or a mapping image_id -> boxes")
     metrics = LungMetrics()
+    predictor = LungPredictor(backend, cache=cache, store=True)
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     was_training = backend.model.training
@@ -119,11 +103,12 @@ def evaluate_segmentation(
             try:
                 image, mask, ignore = read_pair(pair)
                 prompts = lung_boxes(mask) if boxes == "gt" else _given_boxes(boxes, pair)
-                probs = predict_lungs(backend, image, prompts, cache=cache, image_path=pair.image)
+                predictor.set_film(image, pair.image_id, pair.image)
+                pred = predictor.predict("boxes", prompts, source="gt")
             except LungpriorError as exc:
                 errors.append({"image_id": pair.image_id, "error": str(exc)})
                 continue
-            rows.append({"image_id": pair.image_id, **metrics((probs > 0.5).any(axis=0), mask, ignore)})
+            rows.append({"image_id": pair.image_id, **metrics(pred.mask, mask, ignore)})
     finally:
         backend.model.train(was_training)
     return {

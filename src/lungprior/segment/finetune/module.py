@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lungprior.segment.base import SegBackend
+from lungprior.segment.base import SegBackend, decode_prompts
 from lungprior.segment.finetune.config import Recipe
 from lungprior.segment.finetune.data import MAX_LUNGS, jitter_boxes, jitter_rng, prior_draw
 from lungprior.segment.finetune.losses import MaskedSegLoss, hard_iou
@@ -125,18 +125,9 @@ class LungFinetuneModule(L.LightningModule):
         if not self.batched_decoder:
             parts = [self.backend.decode(embeddings[i : i + 1], b) for i, b in enumerate(boxes) if len(b)]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        net = self.net
         repeats = torch.tensor(counts, device=embeddings.device)
         per_prompt = torch.repeat_interleave(embeddings.to(self.device), repeats.to(self.device), dim=0)
-        box_t = torch.cat(boxes).to(self.device, torch.float32)[:, None, :]
-        sparse, dense = net.prompt_encoder(points=None, boxes=box_t, masks=None)
-        return net.mask_decoder(
-            image_embeddings=per_prompt,
-            image_pe=net.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
+        return decode_prompts(self.net, per_prompt, torch.cat(boxes).to(self.device, torch.float32))
 
     def compute_loss(self, batch: dict[str, Any], epoch: int | None = None) -> torch.Tensor:
         """Dice + BCE (+ MSE of the IoU head against the actual IoU) over all valid prompts, ignored pixels left out."""

@@ -1,7 +1,8 @@
 """Prompt-free lung segmentation of a manifest: cascade prompts, batching, resume, QC, sharding, ONNX engine.
 
 `segment_manifest(manifest, out_dir)` writes `masks/<mask name>.png`, `qc.csv` and `errors.csv`;
-`mask_path_for(masks_dir, image_id)` is where any consumer finds an image's mask.
+`mask_path_for(masks_dir, image_id)` is where any consumer finds an image's mask. `LungPredictor` segments one
+film (`set_film`, then `predict`): every command segments through it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from lungprior.segment.infer.cascade import Cascade, LungPrediction, work_transf
 from lungprior.segment.infer.engine import ENGINES, Engine, OnnxEngine, TorchEngine, create_engine, resolve_engine
 from lungprior.segment.infer.onnx_cache import cached_onnx, default_cache_dir, export_onnx, weights_digest
 from lungprior.segment.infer.paths import mask_name, mask_path_for
+from lungprior.segment.infer.predictor import FilmPrediction, LungPredictor
 from lungprior.segment.infer.prompts import (
     PRIOR_BOXES,
     SIDES,
@@ -33,7 +35,9 @@ __all__ = [
     "AutoPromptConfig",
     "Cascade",
     "Engine",
+    "FilmPrediction",
     "LungPrediction",
+    "LungPredictor",
     "OnnxEngine",
     "SegmentResult",
     "TorchEngine",

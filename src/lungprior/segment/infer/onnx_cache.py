@@ -17,7 +17,7 @@ from lungprior.data.atomic import atomic_path, write_json
 from lungprior.data.regular import regular_file_problem
 from lungprior.errors import LungpriorError, one_line
 from lungprior.onnxrt import onnxruntime
-from lungprior.segment.base import SegBackend
+from lungprior.segment.base import SegBackend, decode_prompts
 from lungprior.segment.weights import sha256_file, weights_digest
 
 #: Bump when the exported graphs change, so that older cache entries are not reused.
@@ -47,14 +47,7 @@ class PromptDecoder(torch.nn.Module):
         self.mask_decoder = net.mask_decoder
 
     def forward(self, embedding: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sparse, dense = self.prompt_encoder(points=None, boxes=boxes[:, None, :], masks=None)
-        return self.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=self.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )
+        return decode_prompts(self, embedding, boxes)
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, **kwargs: object) -> None:

@@ -7,27 +7,24 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lungprior.data.atomic import write_json
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import folder_lock
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import ImageReadError, LungpriorError
-from lungprior.segment.base import SegBackend
-from lungprior.segment.embeddings import EmbeddingCache, rounded
-from lungprior.segment.infer.borders import film_box, paste_back
-from lungprior.segment.infer.cascade import Cascade, LungPrediction
+from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.infer.engine import ENGINES, create_engine
 from lungprior.segment.infer.paths import MASKS_DIR, errors_path, mask_name, mask_path_for, qc_path, shard_done_path
+from lungprior.segment.infer.predictor import PROMPT_MODES, LungPredictor, PreparedFilm
 from lungprior.segment.infer.progress import image_progress
 from lungprior.segment.infer.prompts import AutoPromptConfig, read_prompt_csv
-from lungprior.segment.infer.qc import QC_COLUMNS, qc_row
+from lungprior.segment.infer.qc import QC_COLUMNS, flag_counts
 from lungprior.segment.infer.records import (
     ERROR_COLUMNS,
     CsvLog,
@@ -40,18 +37,16 @@ from lungprior.segment.infer.records import (
 )
 from lungprior.segment.infer.settings import check_settings, run_settings
 from lungprior.segment.infer.shards import local_device, resolve_shard
-from lungprior.segment.preprocess import Transform
 from lungprior.segment.registry import create_backend
 from lungprior.segment.weights import sha256_file
-
-MIN_SIDE = 16  # smaller images are reported as errors
-#: An image whose grey levels span less than this (on [0, 1]) is blank: it gets an empty mask, flagged "empty".
-BLANK_RANGE = 1.0 / 255.0
 
 
 @dataclass
 class SegmentResult:
-    """What a run did (`done` segmented now, `skipped` finished before, `failed` unreadable) and where."""
+    """What a run did (`done` segmented now, `skipped` finished before, `failed` unreadable) and where.
+
+    `flagged` counts this call's films by QC flag reason (a film with two reasons counts under each).
+    """
 
     out_dir: Path
     masks_dir: Path
@@ -66,6 +61,8 @@ class SegmentResult:
     engine: str
     shard: tuple[int, int] | None
     merged: bool
+    qc_flagged: int = 0
+    flag_reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def images_per_s(self) -> float:
@@ -77,16 +74,8 @@ class SegmentResult:
 class _Item:
     image_id: str
     path: Path
-    tensor: torch.Tensor | None = None
-    transform: Transform | None = None
+    film: PreparedFilm | None = None
     error: str | None = None
-    blank: bool = False
-    box: tuple[int, int, int, int] | None = None  # the film inside black margins (y0, y1, x0, x1)
-    shape: tuple[int, int] | None = None  # the whole image's (H, W)
-
-    @property
-    def cropped(self) -> bool:
-        return self.box is not None and self.box != (0, self.shape[0], 0, self.shape[1])
 
 
 def _prompt_mode(prompt: str | os.PathLike[str]) -> tuple[str, dict[str, np.ndarray] | None]:
@@ -108,16 +97,11 @@ def _check_mask_names(df: pd.DataFrame) -> None:
         seen[name] = image_id
 
 
-def _load(backend: SegBackend, image_id: str, path: Path) -> _Item:
+def _load(predictor: LungPredictor, image_id: str, path: Path) -> _Item:
     item = _Item(image_id, path)
     try:
         image, _ = read_image(path)
-        if min(image.shape) < MIN_SIDE:
-            raise ImageReadError(path, f"image of {image.shape[0]}x{image.shape[1]} pixels is too small")
-        item.shape, item.box = image.shape, film_box(image)
-        y0, y1, x0, x1 = item.box
-        item.tensor, item.transform = backend.preprocess(image[y0:y1, x0:x1] if item.cropped else image)
-        item.blank = float(image.max() - image.min()) < BLANK_RANGE
+        item.film = predictor.prepare(image, image_id, path)
     except ImageReadError as exc:
         item.error = exc.reason
     except LungpriorError as exc:
@@ -125,7 +109,7 @@ def _load(backend: SegBackend, image_id: str, path: Path) -> _Item:
     return item
 
 
-def _batches(rows: list[tuple[str, Path]], size: int, backend: SegBackend) -> Iterator[list[_Item]]:
+def _batches(rows: list[tuple[str, Path]], size: int, predictor: LungPredictor) -> Iterator[list[_Item]]:
     """Loaded batches; the next batch is read in a background thread while the current one is segmented."""
     chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
     if not chunks:
@@ -133,7 +117,7 @@ def _batches(rows: list[tuple[str, Path]], size: int, backend: SegBackend) -> It
     with ThreadPoolExecutor(max_workers=1) as pool:
 
         def submit(chunk: list[tuple[str, Path]]) -> Future[list[_Item]]:
-            return pool.submit(lambda: [_load(backend, i, p) for i, p in chunk])
+            return pool.submit(lambda: [_load(predictor, i, p) for i, p in chunk])
 
         pending = submit(chunks[0])
         for k in range(len(chunks)):
@@ -146,31 +130,12 @@ def _batches(rows: list[tuple[str, Path]], size: int, backend: SegBackend) -> It
 class _Job:
     """Segments loaded batches and logs each finished image (mask first, then its QC row)."""
 
-    def __init__(self, cascade: Cascade, mode: str, boxes: dict[str, np.ndarray] | None, prompt: object,
-                 masks_dir: Path, qc_log: CsvLog, err_log: CsvLog, advance: Callable[[], None],
-                 cache: EmbeddingCache | None = None) -> None:
-        self.cascade, self.mode, self.boxes, self.prompt, self.cache = cascade, mode, boxes, prompt, cache
+    def __init__(self, predictor: LungPredictor, mode: str, boxes: dict[str, np.ndarray] | None, prompt: object,
+                 masks_dir: Path, qc_log: CsvLog, err_log: CsvLog, advance: Callable[[], None]) -> None:
+        self.predictor, self.mode, self.boxes, self.prompt = predictor, mode, boxes, prompt
         self.masks_dir, self.qc_log, self.err_log, self.advance = masks_dir, qc_log, err_log, advance
         self.done = self.failed = 0
-
-    def _predict(self, item: _Item, embedding: torch.Tensor) -> LungPrediction:
-        if self.mode == "auto":
-            return self.cascade.auto(embedding, item.transform)
-        if self.mode == "whole":
-            return self.cascade.whole(embedding, item.transform)
-        h, w = item.transform.original_size
-        y0, _, x0, _ = item.box
-        b = np.clip(self.boxes[item.image_id] - [x0, y0, x0, y0], 0.0, [w - 1.0, h - 1.0, w - 1.0, h - 1.0])
-        return self.cascade.boxes(embedding, item.transform, b, "csv")
-
-    def _finish(self, item: _Item, mask: np.ndarray, prob: np.ndarray, source: str, reason: str = "",
-                stability: float = float("nan")) -> None:
-        row = qc_row(item.image_id, mask, prob, source, stability)  # in the film's box: its edges are the film's
-        write_mask(mask_path_for(self.masks_dir, item.image_id),
-                   paste_back(mask, item.box, item.shape) if item.cropped else mask)
-        self.qc_log.append({**row, "reason": reason} if reason else row)
-        self.done += 1
-        self.advance()
+        self.rows: list[dict[str, object]] = []
 
     def run(self, batch: list[_Item]) -> None:
         for item in batch:
@@ -180,27 +145,17 @@ class _Job:
                 self.err_log.append({"image_id": item.image_id, "path": str(item.path), "reason": item.error})
                 self.failed += 1
                 self.advance()
-            elif item.blank:
-                empty = np.zeros(item.transform.original_size, dtype=bool)
-                self._finish(item, empty, empty.astype(np.float32), self.mode, "blank image (no contrast)")
-        good = [item for item in batch if item.error is None and not item.blank]
-        if not good:
-            return
-        embeddings = self._embeddings(good)
-        for item, embedding in zip(good, embeddings, strict=True):
-            pred = self._predict(item, embedding)
-            self._finish(item, pred.mask, pred.prob, pred.prompt_source, stability=pred.stability)
-
-    def _embeddings(self, items: list[_Item]) -> list[torch.Tensor]:
-        """(1, C, h, w) per item: encoded in one batch, or, with a cache, looked up there (misses encoded)."""
-        found = [self.cache.lookup(item.path) if self.cache is not None and not item.cropped else None
-                 for item in items]
-        missing = [j for j, e in enumerate(found) if e is None]
-        if missing:
-            encoded = self.cascade.engine.encode(torch.stack([items[j].tensor for j in missing]))
-            for k, j in enumerate(missing):
-                found[j] = rounded(encoded[k : k + 1]) if self.cache is not None else encoded[k : k + 1]
-        return found
+        good = [item for item in batch if item.error is None]
+        self.predictor.encode([item.film for item in good])
+        for item in good:
+            pred = self.predictor.predict(PROMPT_MODES[self.mode], (self.boxes or {}).get(item.image_id),
+                                          film=item.film)
+            item.film.embedding = None  # free it
+            write_mask(mask_path_for(self.masks_dir, item.image_id), pred.mask)
+            self.qc_log.append(pred.qc)
+            self.rows.append(pred.qc)
+            self.done += 1
+            self.advance()
 
 
 def _all_shards_done(out: Path, n: int, manifest_sha256: str) -> bool:
@@ -278,7 +233,8 @@ def _segment_locked(
     finished = finished_ids(out)
     todo = [(i, resolve(df, p)) for i, p in zip(ids, rows["path"].astype(str), strict=True)
             if not (i in finished and mask_path_for(masks_dir, i).is_file())]
-    done = failed = 0
+    done = failed = flagged = 0
+    reasons: dict[str, int] = {}
     engine_name = "-"
     process_seconds = 0.0
     if todo:
@@ -289,10 +245,13 @@ def _segment_locked(
         with CsvLog(own_qc, QC_COLUMNS) as qc_log, CsvLog(own_errors, ERROR_COLUMNS) as err_log, \
                 image_progress(len(todo), enabled=progress) as advance:
             cache = EmbeddingCache(embedding_cache, net) if embedding_cache is not None else None
-            job = _Job(Cascade(eng, net, config), mode, boxes, prompt, masks_dir, qc_log, err_log, advance, cache)
-            for batch in _batches(todo, batch_size, net):
+            predictor = LungPredictor(net, eng, config, cache=cache)
+            job = _Job(predictor, mode, boxes, prompt, masks_dir, qc_log, err_log, advance)
+            for batch in _batches(todo, batch_size, predictor):
                 job.run(batch)
         done, failed = job.done, job.failed
+        reasons = flag_counts(job.rows)
+        flagged = sum(row["flag"] != "ok" for row in job.rows)
         process_seconds = time.perf_counter() - process_start
     write_rows(own_qc, QC_COLUMNS, read_rows(own_qc, QC_COLUMNS))
     write_rows(own_errors, ERROR_COLUMNS, read_rows(own_errors, ERROR_COLUMNS), drop=finished_ids(out))
@@ -310,5 +269,5 @@ def _segment_locked(
         errors_path=own_errors if not merged else errors_path(out), total=len(ids), done=done,
         skipped=len(ids) - len(todo), failed=failed, seconds=time.perf_counter() - start,
         process_seconds=process_seconds, engine=engine_name,
-        shard=shard_t, merged=merged,
+        shard=shard_t, merged=merged, qc_flagged=flagged, flag_reasons=reasons,
     )
