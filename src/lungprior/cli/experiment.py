@@ -74,7 +74,8 @@ def demo_command(
                               "more films; hours on a CPU, minutes on a GPU."),
 ) -> None:
     """The demo: a synthetic benchmark whose training films carry shortcut markers outside the lungs;
-    ResNet10-T on original vs lung-masked films, evaluated on unbiased test films; comparisons and the HTML report.
+    ResNet10-T on original, loose-10mm and tight films, evaluated on unbiased test films; comparisons and the HTML
+    report.
     CPU only, no downloads, a few minutes on two cores."""
     demo = resources.files("lungprior.experiment").joinpath("demo_full.yaml" if full else "demo.yaml")
     with resources.as_file(demo) as path:
