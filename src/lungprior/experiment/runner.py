@@ -119,8 +119,11 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     if seg.source == "chexmask":
         return run_stage("segmentation", exp / "segmentation", key, lambda folder: _chexmask(seg, manifest, folder))
     if seg.source == "masks_dir":
+        from lungprior.segment.infer.paths import resolve_masks_dir
+
+        given = seg.masks_dir or ""
         return run_stage("segmentation", exp / "segmentation", key,
-                         lambda folder: {"masks_dir": str(Path(seg.masks_dir or "").resolve())})
+                         lambda folder: {"masks_dir": str(resolve_masks_dir(given, "masks_dir").resolve())})
 
     def work(folder: Path) -> dict[str, Any]:
         from lungprior.experiment.segquality import segmentation_quality
