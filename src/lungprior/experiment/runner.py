@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.experiment.config import ExperimentConfig, MaskSettings, SegmentationSettings
+from lungprior.experiment.progress import RunProgress
 from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import (
     StageOutcome,
@@ -258,11 +259,14 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
         stages += ["segmentation"] if seg.ran else []
         log(f"segmentation: {seg.record.get('masks_dir')} ({_took(seg, 'ran')})")
     runs = []
+    progress = RunProgress(len(cfg.training.backbones) * len(cfg.training.seeds) * len(cfg.masks))
     for backbone in cfg.training.backbones:
         for seed in cfg.training.seeds:
             for mask in cfg.masks:
                 name = run_name(backbone, mask, seed)
+                log(progress.starting(len(runs) + 1, name))
                 outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed, lead=lead)
+                progress.finished(outcome.record.get("seconds", 0.0), outcome.ran)
                 stages += [name] if outcome.ran else []
                 log(f"run {name}: {_took(outcome, 'trained and evaluated')}")
                 runs.append(outcome.record)
