@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import lungprior.experiment.runner as runner
+from lungprior.console import duration
 from lungprior.experiment.config import ExperimentConfig
-from lungprior.experiment.progress import RunProgress, duration
+from lungprior.experiment.progress import RunProgress
 from lungprior.experiment.stages import StageOutcome
 
 CONFIG = {

@@ -8,15 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-def duration(seconds: float) -> str:
-    """'under a minute', 'about 7 min' or 'about 2 h 05 min'."""
-    minutes = round(seconds / 60)
-    if minutes < 1:
-        return "under a minute"
-    if minutes < 60:
-        return f"about {minutes} min"
-    return f"about {minutes // 60} h {minutes % 60:02d} min"
+from lungprior.console import duration
 
 
 @dataclass
