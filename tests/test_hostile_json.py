@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -188,3 +189,43 @@ def test_export_full_disk_names_the_output(run: Path, tmp_path: Path) -> None:
         assert [p.name for p in (disk / "out").iterdir()] == []
     finally:
         _umount(disk)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_model_card_holds_no_local_path_and_onnx_carries_its_metadata(run: Path, tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from lungprior.classify.backbone import normalisation
+    from lungprior.labels import FINDINGS
+
+    masks = tmp_path / "seg" / "masks"
+    (run / SEGMENTATION).write_text(json.dumps({
+        "source": "model", "masks_dir": str(masks), "backend": "litemedsam", "weights_sha256": "ab" * 32,
+        "weights": str(tmp_path / "weights" / "lite_medsam.pth"), "prompt": "auto"}))
+    (run / "efficiency.json").write_text(json.dumps({
+        "run_dir": str(run), "cache_dir": str(tmp_path / "cache"), "epochs_run": 1, "best_epoch": 1,
+        "best_val_auroc": 0.5, "log": str(run / "logs" / "history.csv")}))
+    result = export_run(run, tmp_path / "out")
+    card = _strict_json(result.card)
+    local = [s for s in _strings(card) if str(tmp_path) in s or s.startswith("/")]
+    assert local == []
+    assert card["training"]["manifest"] == "manifest.csv" and "cache_dir" not in card["training"]["result"]
+    assert card["training"]["result"]["log"] == "logs/history.csv"
+    assert card["segmentation"]["weights"] == "lite_medsam.pth" and card["segmentation"]["masks_dir"] == "masks"
+    mean, std = normalisation("resnet10t")
+    assert card["labels"] == list(FINDINGS) and card["input"]["normalisation"] == {"mean": mean, "std": std}
+
+    props = {p.key: p.value for p in onnx.load(str(result.onnx)).metadata_props}
+    meta = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert meta.custom_metadata_map == props
+    assert json.loads(props["labels"]) == list(FINDINGS) and props["input_size"] == "32"
+    assert float(props["mean"]) == mean and float(props["std"]) == std and props["mask_mode"] == "original"
+    assert card["sha256"] == hashlib.sha256(result.onnx.read_bytes()).hexdigest()

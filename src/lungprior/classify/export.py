@@ -1,5 +1,8 @@
 """`export_run`: a run's classifier as ONNX (logits and probabilities) with a JSON model card.
 
+The card holds no absolute local path (paths inside the run folder become relative, others keep their name), and
+the ONNX file carries its labels, input size, normalisation and mask mode as `metadata_props` (`onnx_metadata`).
+
 Preprocessing stays outside the graph (see `model_card`): decode the film to grey [0, 1] (bone white), apply the
 run's lung mask at the film's own resolution, resize to S x S (bilinear, aspect not kept), round to 8 bits,
 divide by 255, subtract `mean`, divide by `std`, and feed (B, 1, S, S) float32.
@@ -11,7 +14,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import torch
@@ -26,6 +29,7 @@ from lungprior.classify.segsource import read_segmentation_record
 from lungprior.data.atomic import atomic_path, output_errors, write_json
 from lungprior.data.runjson import check_metrics, first_non_finite, read_json_file
 from lungprior.errors import LungpriorError, one_line
+from lungprior.extras import require
 from lungprior.labels import FINDINGS
 from lungprior.segment.weights import sha256_file
 
@@ -57,6 +61,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     """Write `OUT/classifier.onnx` (dynamic batch axis) and `OUT/model_card.json` for a finished run."""
     if fmt not in FORMATS:
         raise LungpriorError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    require("onnx", "the model's metadata in lungprior export")
     run = Path(run_dir)
     model, cfg = load_run(run)
     out = Path(out_dir)
@@ -78,10 +83,12 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str],
             raise LungpriorError(f"{onnx_path}: {exc.strerror or one_line(exc)}") from None
         except Exception as exc:  # the exporter raises many types
             raise LungpriorError(f"{onnx_path}: ONNX export failed ({one_line(exc)})") from None
-        card = model_card(run, cfg, onnx_path, sha256=sha256_file(tmp), metrics=metrics)
+        card = model_card(run, cfg, onnx_path, sha256=None, metrics=metrics)
         bad = first_non_finite(card)
         if bad is not None:
             raise LungpriorError(f"{run}: the model card's {bad} is not a finite number; nothing exported")
+        _add_metadata(tmp, card)
+        card["sha256"] = sha256_file(tmp)
         with output_errors(out / CARD_FILE):
             write_json(out / CARD_FILE, card)  # the model is renamed into place only after its card
     return ExportResult(onnx_path, out / CARD_FILE)
@@ -93,11 +100,11 @@ def model_card(
     """Labels, input, normalisation, mask mode, training data, metrics with CIs, versions."""
     mean, std = normalisation(cfg.backbone)
     spec = cfg.mask_spec()
-    return {
+    card: dict[str, Any] = {
         "name": f"lungprior {cfg.backbone} ({spec.key()})",
         "lungprior_version": lungprior.__version__,
         "file": onnx_path.name,
-        "sha256": sha256 or sha256_file(onnx_path),
+        "sha256": sha256 or (sha256_file(onnx_path) if onnx_path.is_file() else None),
         "opset": OPSET,
         "labels": list(FINDINGS),
         "outputs": {"logits": "(B, 5) raw scores", "probabilities": "(B, 5) sigmoid(logits), uncalibrated"},
@@ -118,11 +125,54 @@ def model_card(
         "segmentation": read_segmentation_record(run, cfg.masks),
         "training": {
             "backbone": cfg.backbone, "pretrained": cfg.pretrained, "manifest": cfg.manifest, "epochs": cfg.epochs,
-            "seed": cfg.seed, "result": _read(run / EFFICIENCY),
+            "seed": cfg.seed, "result": _without(_read(run / EFFICIENCY), LOCAL_ONLY),
         },
         "metrics": metrics if metrics is not None else _metrics(run),
         "calibration": _read(run / "calibration.json"),
     }
+    return _portable(card, run)
+
+
+#: Keys of `efficiency.json` that only mean something on the machine that trained the run.
+LOCAL_ONLY = ("run_dir", "cache_dir")
+
+
+def _without(record: Any, keys: tuple[str, ...]) -> Any:
+    return {k: v for k, v in record.items() if k not in keys} if isinstance(record, dict) else record
+
+
+def _portable(value: Any, run: Path) -> Any:
+    """The card with no absolute local path: one inside the run folder becomes relative to it, any other keeps
+    only its file or folder name."""
+    if isinstance(value, dict):
+        return {k: _portable(v, run) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_portable(v, run) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or PureWindowsPath(value).is_absolute()):
+        path = Path(value)
+        try:
+            return path.resolve().relative_to(run.resolve()).as_posix()
+        except ValueError:
+            return path.name or PureWindowsPath(value).name
+    return value
+
+
+def onnx_metadata(card: dict[str, Any]) -> dict[str, str]:
+    """What a runtime needs to feed the model, as ONNX `metadata_props` (every value a string, lists as JSON)."""
+    norm = card["input"]["normalisation"]
+    return {
+        "labels": json.dumps(card["labels"]), "input_size": str(card["input"]["shape"][-1]),
+        "mean": repr(float(norm["mean"])), "std": repr(float(norm["std"])), "mask_mode": card["mask"]["mode"],
+        "mask_key": card["mask"]["key"], "lungprior_version": card["lungprior_version"],
+    }
+
+
+def _add_metadata(path: Path, card: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, onnx_metadata(card))
+    onnx.save(proto, str(path))
 
 
 def _read(path: Path) -> Any:

@@ -52,9 +52,12 @@ def evaluate_command(
         output_dir(run, "--run")
     metrics = evaluate_run(run, split, n_resamples=n_resamples, seed=seed, no_finding=_no_finding_method(no_finding),
                            cam=cam, max_cam=max_cam, device=device)
-    table = Table(title=f"{run} on {split}: AUROC [95% CI, patient bootstrap]")
-    for col in ("target", "AUROC", "AUPRC", "attention in lung"):
-        table.add_column(col)
+    table = Table(title=f"{run} on {split}: AUROC [95% CI, patient bootstrap]", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("target")
+    for col in ("AUROC", "AUPRC"):
+        table.add_column(col, no_wrap=True)  # a CI never splits over two lines (80 columns, logs)
+    table.add_column("attention in lung")
     attention = metrics.get("attention", {}).get("per_class", {})
     for k in FINDINGS:
         entry = metrics["per_class"][k]

@@ -16,7 +16,7 @@ GALLERY_MODES = ("tight", "loose", "soft")
 
 def masks_command(
     manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV of the films."),
-    seg: Path = typer.Option(..., "--seg", help="Segmentation folder with masks/ (a `lungprior segment` --out)."),
+    seg: Path = typer.Option(..., "--seg", help="A `lungprior segment` output folder or its masks/ folder."),
     gallery: Path = typer.Option(..., "--gallery", help="Output PNG."),
     mode: str = typer.Option("loose", "--mode", help="Mask shown against tight: tight, loose or soft."),
     radius_mm: float = typer.Option(DEFAULT_RADIUS_MM, "--radius-mm", help="Loose: dilation radius in mm."),

@@ -12,7 +12,7 @@ from lungprior.console import plain_console
 
 def segeval_command(
     manifest: Annotated[Path, typer.Option(help="Manifest of the films (a segdata manifest carries mask_path).")],
-    pred: Annotated[Path, typer.Option(help="A `lungprior segment` run folder (masks/, qc.csv) or a mask folder.")],
+    pred: Annotated[Path, typer.Option(help="A `lungprior segment` output folder or its masks/ folder.")],
     out: Annotated[Path, typer.Option(help="Output folder: films.csv, summary.json, worst.png.")],
     gt: Annotated[
         Path | None, typer.Option(help="Folder of ground-truth masks <image id>.png (default: manifest mask_path).")

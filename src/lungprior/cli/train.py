@@ -24,7 +24,9 @@ def train_command(
         "(both lungs' box, resized) or prior-loss (original pixels, attention outside the loose mask penalised).",
     ),
     masks: Path = typer.Option(
-        None, "--masks", help="Folder of lung masks <image_id>.png (default: masks/ beside the manifest)."
+        None, "--masks",
+        help="A `lungprior segment` output folder or its masks/ folder of <image_id>.png (default: masks/ beside the "
+        "manifest).",
     ),
     radius_mm: float = typer.Option(
         None, "--radius-mm",
@@ -79,9 +81,11 @@ def train_command(
     from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
     from lungprior.classify.run import rank
     from lungprior.data.atomic import output_dir
+    from lungprior.segment.infer.paths import resolve_masks_dir
 
+    masks_dir = str(resolve_masks_dir(masks)) if masks else None
     cfg = TrainConfig(
-        manifest=str(manifest), out=str(out), mode=mode, masks=str(masks) if masks else None, radius_mm=radius_mm,
+        manifest=str(manifest), out=str(out), mode=mode, masks=masks_dir, radius_mm=radius_mm,
         radius_px=radius_px, hull=hull, alpha=alpha, fill=fill, prior_weight=prior_weight, backbone=backbone,
         image_size=image_size,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,

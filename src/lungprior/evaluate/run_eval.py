@@ -18,6 +18,7 @@ from lungprior.evaluate.calibration import CALIBRATION, read_calibration
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning
+from lungprior.evaluate.steps import StepProgress
 
 PREDICTIONS = "predictions.csv"
 VAL_PREDICTIONS = "predictions_val.csv"
@@ -38,11 +39,13 @@ def evaluate_run(
     run = Path(run_dir)
     if not (run / EFFICIENCY).is_file():
         raise LungpriorError(f"{run}: not a finished training run (no {EFFICIENCY}); run `lungprior train` first")
-    test = predict(run, split, device=device, progress=progress)
-    val = predict(run, "val", device=device, progress=False) if split != "val" else test
+    steps = StepProgress("evaluate", ["predictions", "bootstrap", *(["Grad-CAM"] if cam else [])], enabled=progress)
+    with steps.step("predictions", split if split == "val" else f"{split} and val", spinner=False):
+        test = predict(run, split, device=device, progress=progress)
+        val = predict(run, "val", device=device, progress=False) if split != "val" else test
     _write_csv(test, run / (PREDICTIONS if split == "test" else f"predictions_{split}.csv"))
     _write_csv(val, run / VAL_PREDICTIONS)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), steps.step("bootstrap", f"{n_resamples} patient resamples"):
         warnings.simplefilter("ignore", DegenerateDataWarning)  # recorded in metrics["warnings"]
         metrics = evaluation_metrics(test, val, n_resamples=n_resamples, seed=seed, no_finding=no_finding,
                                      in_sample=split == "val")
@@ -57,10 +60,11 @@ def evaluate_run(
         from lungprior.evaluate.cam import cam_analysis
         from lungprior.evaluate.cam_gallery import write_cam_gallery
 
-        summary, examples = cam_analysis(run, split, max_per_class=max_cam, seed=seed, device=device)
-        metrics["attention"] = summary
-        write_cam_gallery(examples, run / CAM_GALLERY, title=f"{run_title(metrics['config'])}: Grad-CAM on {split} "
-                          "positives")
+        with steps.step("Grad-CAM", f"up to {max_cam} positives per finding"):
+            summary, examples = cam_analysis(run, split, max_per_class=max_cam, seed=seed, device=device)
+            metrics["attention"] = summary
+            write_cam_gallery(examples, run / CAM_GALLERY,
+                              title=f"{run_title(metrics['config'])}: Grad-CAM on {split} positives")
     write_json(run / (METRICS if split == "test" else f"metrics_{split}.json"), metrics)
     return metrics
 

@@ -161,7 +161,8 @@ class SegmentationSettings(_Strict):
     """`model` (segment every film), `ground_truth` (the benchmark's lungs), `masks_dir` (a folder of masks) or
     `chexmask` (CheXmask's published NIH masks)."""
     masks_dir: str | None = None
-    """Folder of lung masks `<image_id>.png` (source `masks_dir`; relative to the current folder)."""
+    """A `lungprior segment` output folder or its `masks/` folder of `<image_id>.png` (source `masks_dir`;
+    relative to the current folder)."""
     file: str | None = None  # source chexmask: the CheXmask table
     """The CheXmask table, e.g. `ChestX-Ray8.csv` (source `chexmask`)."""
     min_rca: float = Field(0.7, ge=0.0, le=1.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.experiment.config import ExperimentConfig, MaskSettings, SegmentationSettings
+from lungprior.experiment.progress import RunProgress
 from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import (
     StageOutcome,
@@ -119,8 +120,11 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     if seg.source == "chexmask":
         return run_stage("segmentation", exp / "segmentation", key, lambda folder: _chexmask(seg, manifest, folder))
     if seg.source == "masks_dir":
+        from lungprior.segment.infer.paths import resolve_masks_dir
+
+        given = seg.masks_dir or ""
         return run_stage("segmentation", exp / "segmentation", key,
-                         lambda folder: {"masks_dir": str(Path(seg.masks_dir or "").resolve())})
+                         lambda folder: {"masks_dir": str(resolve_masks_dir(given, "masks_dir").resolve())})
 
     def work(folder: Path) -> dict[str, Any]:
         from lungprior.experiment.segquality import segmentation_quality
@@ -255,11 +259,14 @@ def run_experiment(cfg: ExperimentConfig, exp_dir: str | os.PathLike[str], *, lo
         stages += ["segmentation"] if seg.ran else []
         log(f"segmentation: {seg.record.get('masks_dir')} ({_took(seg, 'ran')})")
     runs = []
+    progress = RunProgress(len(cfg.training.backbones) * len(cfg.training.seeds) * len(cfg.masks))
     for backbone in cfg.training.backbones:
         for seed in cfg.training.seeds:
             for mask in cfg.masks:
                 name = run_name(backbone, mask, seed)
+                log(progress.starting(len(runs) + 1, name))
                 outcome = run_stage_for(cfg, exp, data, seg or data, backbone, mask, seed, lead=lead)
+                progress.finished(outcome.record.get("seconds", 0.0), outcome.ran)
                 stages += [name] if outcome.ran else []
                 log(f"run {name}: {_took(outcome, 'trained and evaluated')}")
                 runs.append(outcome.record)

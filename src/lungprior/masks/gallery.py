@@ -16,7 +16,7 @@ from lungprior.errors import LungpriorError
 from lungprior.masks.ops import tight_mask
 from lungprior.masks.spec import MaskSpec, apply_prior, prior_weight
 from lungprior.plotting import plt
-from lungprior.segment.infer.paths import MASKS_DIR, mask_path_for
+from lungprior.segment.infer.paths import mask_path_for, resolve_masks_dir
 
 TIGHT_COLOR = "#34c759"
 CHOSEN_COLOR = "#ff9500"
@@ -29,11 +29,6 @@ class GalleryResult:
     path: Path
     shown: list[str]
     skipped: list[tuple[str, str]]
-
-
-def masks_dir_of(seg_dir: str | os.PathLike[str]) -> Path:
-    """`seg_dir/masks` (a `lungprior segment` run or a phantom benchmark)."""
-    return Path(seg_dir) / MASKS_DIR
 
 
 def _panel_data(df: pd.DataFrame, row: pd.Series, masks_dir: Path, spec: MaskSpec) -> tuple:
@@ -64,9 +59,7 @@ def write_mask_gallery(
     if n < 1:
         raise LungpriorError(f"gallery size must be >= 1, got {n}")
     df = read_manifest(manifest, labels=False)
-    masks_dir = masks_dir_of(seg_dir)
-    if not masks_dir.is_dir():
-        raise LungpriorError(f"{masks_dir}: no masks folder (expected a `lungprior segment` output folder)")
+    masks_dir = resolve_masks_dir(seg_dir, "--seg")
     ids = [str(i) for i in df["image_id"]]
     if image_ids is not None:
         unknown = [i for i in image_ids if i not in set(ids)]

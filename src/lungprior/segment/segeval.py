@@ -31,7 +31,7 @@ from lungprior.data.ignore import drop_ignored, read_mask_ignore
 from lungprior.data.io import read_image, read_mask, write_png
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import ImageReadError, LungpriorError
-from lungprior.segment.infer.paths import MASKS_DIR, QC_FILE, mask_name
+from lungprior.segment.infer.paths import QC_FILE, mask_name, resolve_masks_dir
 from lungprior.segment.overlap import dice, iou
 
 PathLike = str | os.PathLike[str]
@@ -143,9 +143,7 @@ def evaluate_segmentations(
     if gt is None and "mask_path" not in df.columns:
         raise LungpriorError(f"{manifest}: no mask_path column; give --gt with the ground-truth masks")
     pred_dir = Path(pred)
-    masks_dir = pred_dir / MASKS_DIR if (pred_dir / MASKS_DIR).is_dir() else pred_dir
-    if not masks_dir.is_dir():
-        raise LungpriorError(f"--pred {pred_dir}: folder not found")
+    masks_dir = resolve_masks_dir(pred_dir, "--pred")
     if worst < 0:
         raise LungpriorError(f"--worst must be 0 or more, got {worst}")
     qc = _qc_table(pred_dir)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from lungprior.data.safename import safe_name
+from lungprior.errors import LungpriorError
 
 #: Image extensions removed from the end of an image id before ".png" is added (case-insensitive).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
@@ -36,6 +37,23 @@ def mask_name(image_id: str) -> str:
 def mask_path_for(masks_dir: str | os.PathLike[str], image_id: str) -> Path:
     """The lung mask of `image_id` inside a run's `masks/` folder (what every consumer reads)."""
     return Path(masks_dir) / mask_name(image_id)
+
+
+def resolve_masks_dir(path: str | os.PathLike[str], option: str = "--masks") -> Path:
+    """The masks folder of `path`: a `lungprior segment` output folder (its `masks/`) or a folder of mask PNGs.
+
+    Every command that reads masks accepts both; when neither fits, one line names the option and both layouts.
+    """
+    folder = Path(path).expanduser()
+    if (folder / MASKS_DIR).is_dir():
+        return folder / MASKS_DIR
+    if folder.is_dir() and next(folder.glob("*.png"), None) is not None:
+        return folder
+    what = "no masks/ folder and no mask .png in it" if folder.is_dir() else "folder not found"
+    raise LungpriorError(
+        f"{option} {folder}: {what}; give a `lungprior segment` output folder (holding {MASKS_DIR}/ and "
+        f"{SETTINGS_FILE} or {QC_FILE}) or the {MASKS_DIR}/ folder itself (<image id>.png)"
+    )
 
 
 def qc_path(out_dir: str | os.PathLike[str], shard: tuple[int, int] | None = None) -> Path:
