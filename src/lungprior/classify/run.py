@@ -188,14 +188,6 @@ def peak_memory(cuda: bool, rss: PeakRSS | None = None) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process max rss"
 
 
-def rank() -> int:
-    """This process's global rank as set by the launcher (0 when not distributed)."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
-
-
 def _json_number(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None

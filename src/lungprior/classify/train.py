@@ -35,6 +35,7 @@ from lungprior.errors import LungpriorError, one_line
 from lungprior.extras import install_hint
 from lungprior.labels import FINDINGS
 from lungprior.quiet import lightning_quiet
+from lungprior.ranks import global_rank
 
 log = logging.getLogger("lungprior.classify")
 
@@ -70,7 +71,7 @@ def train(
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
-    if runfiles.rank() == 0:
+    if global_rank(devices=cfg.devices) == 0:
         write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
         runfiles.write_excluded(prep.excluded, run_dir)
         _warn_excluded(prep, run_dir)

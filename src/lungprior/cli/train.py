@@ -77,8 +77,8 @@ def train_command(
 ) -> None:
     """Train a multi-label CNN on the five findings; writes weights, logs and efficiency.json to --out."""
     from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
-    from lungprior.classify.run import rank
     from lungprior.data.atomic import output_dir
+    from lungprior.ranks import global_rank
 
     cfg = TrainConfig(
         manifest=str(manifest), out=str(out), mode=mode, masks=str(masks) if masks else None, radius_mm=radius_mm,
@@ -91,7 +91,7 @@ def train_command(
     )
     output_dir(out)
     result = train(cfg, allow_qc_fail=allow_qc_fail or None)
-    if rank() != 0:  # one summary per run, not one per process
+    if global_rank(devices=cfg.devices) != 0:  # one summary per run, not one per process
         return
     state = "finished (resumed)" if result.resumed else "finished"
     state = "already finished" if result.already_finished else state

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.experiment.config import ExperimentConfig, MaskSettings, SegmentationSettings
-from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import (
     StageOutcome,
     content_hash,
@@ -27,6 +26,7 @@ from lungprior.experiment.stages import (
     wait_for_stage,
 )
 from lungprior.quiet import lightning_quiet
+from lungprior.ranks import is_lead
 
 Log = Callable[[str], None]
 #: Training settings that say how a run is computed, not what it computes: a finished run is reused across them.
