@@ -58,18 +58,3 @@ def context_shares(cfg: PhantomConfig, *, max_films: int = 40, radii_mm: tuple[f
                      **{f"signal_outside_within_{r:g}mm": acc[r] / total for r in radii_mm},
                      "extent_outside": acc["extent_out"] / (acc["extent"] or float("nan"))})
     return pd.DataFrame(rows)
-
-
-def shares_markdown(cfg: PhantomConfig, contexts: tuple[float, ...] = (0.0, 0.5, 1.0), **kw: object) -> str:
-    """A markdown table of `context_shares` for several settings of the context dial (for the docs)."""
-    from dataclasses import replace
-
-    lines = ["| context | finding | films | signal outside tight | within 5 mm | within 10 mm | within 20 mm | "
-             "extent outside |", "|---|---|---|---|---|---|---|---|"]
-    for c in contexts:
-        table = context_shares(replace(cfg, context=c), **kw)  # type: ignore[arg-type]
-        for _, r in table.iterrows():
-            lines.append(f"| {c:g} | {r['finding']} | {r['films']} | {r['signal_outside']:.0%} | "
-                         f"{r['signal_outside_within_5mm']:.0%} | {r['signal_outside_within_10mm']:.0%} | "
-                         f"{r['signal_outside_within_20mm']:.0%} | {r['extent_outside']:.0%} |")
-    return "\n".join(lines)
