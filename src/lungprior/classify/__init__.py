@@ -1,7 +1,7 @@
 """Multi-label classification of the five findings on original, tight, loose or soft-masked images.
 
 - `TrainConfig` + `train(cfg) -> TrainResult`: one Lightning run in RUN_DIR (resumable, see `run`);
-- `load_run(run_dir) -> (model, cfg)` and `predict(run_dir, split) -> DataFrame` for finished runs;
+- `load_run(run_dir) -> (model, cfg)` and `predict_split(run_dir, split) -> DataFrame` for finished runs;
 - `make_dataset(cfg, split, train=False)`: items `(image (1, S, S), labels (5,), index)`, with
   `dataset.frame` (the split's manifest rows), `dataset.raw_image(i)` and `dataset.lung_mask(i)`.
 """
@@ -10,7 +10,7 @@ from lungprior.classify.backbone import WeightsReport, check_backbone, create_ba
 from lungprior.classify.cache import CACHE_VERSION, CacheInfo, ensure_cache
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import ClassifyDataset, make_dataset, prepare
-from lungprior.classify.predict import load_run, predict
+from lungprior.classify.inference import load_run, predict_split
 from lungprior.classify.run import TrainResult
 from lungprior.classify.train import train
 
@@ -28,7 +28,7 @@ __all__ = [
     "load_weights_file",
     "make_dataset",
     "normalisation",
-    "predict",
+    "predict_split",
     "prepare",
     "train",
 ]

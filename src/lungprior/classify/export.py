@@ -20,7 +20,7 @@ from torch import nn
 import lungprior
 from lungprior.classify.backbone import normalisation
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.predict import load_run
+from lungprior.classify.inference import load_run
 from lungprior.classify.run import EFFICIENCY
 from lungprior.classify.segsource import read_segmentation_record
 from lungprior.data.atomic import atomic_path, output_errors, write_json

@@ -29,7 +29,7 @@ from torch import nn
 
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
-from lungprior.classify.predict import load_run
+from lungprior.classify.inference import load_run
 from lungprior.data.io import read_mask
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from lungprior.classify.predict import predict
+from lungprior.classify.inference import predict_split
 from lungprior.classify.run import EFFICIENCY, excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
@@ -38,8 +38,8 @@ def evaluate_run(
     run = Path(run_dir)
     if not (run / EFFICIENCY).is_file():
         raise LungpriorError(f"{run}: not a finished training run (no {EFFICIENCY}); run `lungprior train` first")
-    test = predict(run, split, device=device, progress=progress)
-    val = predict(run, "val", device=device, progress=False) if split != "val" else test
+    test = predict_split(run, split, device=device, progress=progress)
+    val = predict_split(run, "val", device=device, progress=False) if split != "val" else test
     _write_csv(test, run / (PREDICTIONS if split == "test" else f"predictions_{split}.csv"))
     _write_csv(val, run / VAL_PREDICTIONS)
     with warnings.catch_warnings():

@@ -29,6 +29,7 @@ from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS
 from lungprior.predict.classifier import (
     OnnxClassifier,
+    ScoringEngine,
     TorchClassifier,
     calibrate,
     model_input,
@@ -201,7 +202,7 @@ def _exported(run: Path, out: Path) -> Path:
 class _Step:
     """One film: decode -> segment -> QC -> mask -> score -> Grad-CAM -> picture; returns its row."""
 
-    def __init__(self, cfg: TrainConfig, segmenter: Segmenter, scorer: Any, cam_model: TorchClassifier | None,
+    def __init__(self, cfg: TrainConfig, segmenter: Segmenter, scorer: ScoringEngine, cam_model: TorchClassifier | None,
                  calibration: dict | None, allow_qc_fail: bool, spacing_mm: float | None, out: Path,
                  times: dict[str, float], no_finding: str) -> None:
         self.cfg, self.segmenter, self.scorer, self.cam_model = cfg, segmenter, scorer, cam_model

@@ -29,7 +29,7 @@ from lungprior.masks.spec import CONTROL_MODES
 from lungprior.report import claims
 from lungprior.report.findings import seed_marker
 
-RADIUS_MODES = ("tight", "loose", "original")
+RADIUS_CANDIDATES = ("tight", "loose", "original")  # the "best radius" choice: 0 mm, r mm, the whole film
 CHANCE = 0.5
 NONE = "none (no input above chance)"
 
@@ -143,7 +143,7 @@ def recommendation_section(runs: list[dict[str, Any]], no_finding: str, table: C
                      "in k of n seeds, sig.: adjusted p &lt; 0.05), the same claim as the AUROC table; a highest "
                      "AUROC without a significant comparison is not evidence that the prior helps.</p>"
                      + table(shown))
-    radius = choose(runs, modes=RADIUS_MODES, n_resamples=n_resamples, no_finding=no_finding)
+    radius = choose(runs, modes=RADIUS_CANDIDATES, n_resamples=n_resamples, no_finding=no_finding)
     radius = radius[radius["best"] != NONE] if not radius.empty else radius
     if not radius.empty:
         shown = radius.assign(radius=[_radius_text(r) for r in radius["radius_mm"]],

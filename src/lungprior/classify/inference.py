@@ -1,4 +1,4 @@
-"""Using a finished run: its best model (`load_run`) and its probabilities on a split (`predict`)."""
+"""Using a finished run: its best model (`load_run`) and its probabilities on a split (`predict_split`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
     return model.eval(), cfg
 
 
-def predict(
+def predict_split(
     run_dir: str | os.PathLike[str],
     split: str = "test",
     batch_size: int = 64,
