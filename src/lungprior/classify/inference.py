@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lungprior.checkpoints import load_tensor_file
 from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
@@ -27,11 +28,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
     if not weights.is_file():
         raise LungpriorError(f"{run}: no {MODEL}, the run has not finished; rerun `lungprior train` with its settings")
     model, _ = create_backbone(cfg.backbone, "none", cfg.image_size)
+    redo = f"rerun `lungprior train` into a new folder with the settings in {run / CONFIG}"
+    state = load_tensor_file(weights, "run weights", redo)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:
-        raise LungpriorError(f"{weights}: cannot load the run's weights ({one_line(exc, 200)})") from None
+        reason = one_line(exc, 200)
+        raise LungpriorError(f"{weights}: the run weights do not fit {cfg.backbone} ({reason}); {redo}") from None
     return model.eval(), cfg
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import resource
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from lungprior.checkpoints import load_tensor_file
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
-from lungprior.errors import LungpriorError, one_line, unpickling_reason
+from lungprior.errors import LungpriorError
 
 CONFIG = "config.json"
 EFFICIENCY = "efficiency.json"
@@ -104,17 +104,7 @@ def load_checkpoint(path: Path, what_to_do: str) -> dict[str, Any]:
     A file that is corrupt, truncated or holds anything but tensors and plain data raises a one-line
     `LungpriorError` naming it and ending with `what_to_do`.
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:
-        raise LungpriorError(f"{path}: checkpoint not found; {what_to_do}") from None
-    except pickle.UnpicklingError as exc:
-        reason = unpickling_reason(exc)
-        raise LungpriorError(
-            f"{path}: refused: the checkpoint holds more than tensors and plain data ({reason}); {what_to_do}"
-        ) from None
-    except Exception as exc:
-        raise LungpriorError(f"{path}: corrupt or truncated checkpoint ({one_line(exc, 160)}); {what_to_do}") from None
+    ckpt = load_tensor_file(path, "checkpoint", what_to_do, mmap=True)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise LungpriorError(f"{path}: not a Lightning checkpoint (no state_dict); {what_to_do}")
     return ckpt
