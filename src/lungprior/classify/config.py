@@ -154,11 +154,6 @@ class TrainConfig:
             raise LungpriorError(f"{p}: not a training config (expected a JSON object)")
         return cls.from_dict(data)
 
-    def differences(self, other: TrainConfig) -> list[str]:
-        """Names of the settings, other than `RUNTIME_FIELDS`, whose values differ."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]
-
 
 def _check(ok: bool, message: str) -> None:
     if not ok:

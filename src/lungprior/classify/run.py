@@ -20,9 +20,10 @@ import pandas as pd
 import torch
 
 from lungprior.checkpoints import load_tensor_file
-from lungprior.classify.config import TrainConfig
+from lungprior.classify.config import RUNTIME_FIELDS, TrainConfig
 from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
+from lungprior.data.claim import claim_folder
 from lungprior.errors import LungpriorError
 
 CONFIG = "config.json"
@@ -66,21 +67,15 @@ class TrainResult:
 def claim_run_dir(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
     """Check that `run_dir` is new, empty or holds this run; return the stored config (None when new).
 
-    A run with other settings (outside `RUNTIME_FIELDS`) raises a `LungpriorError` naming them.
+    A run with other settings (outside `RUNTIME_FIELDS`) raises a `LungpriorError` naming them. The config is
+    written later, by the lead process, once the run's inputs are checked.
     """
-    path = run_dir / CONFIG
-    if path.is_file():
-        old = TrainConfig.from_json(path)
-        diff = cfg.differences(old)
-        if diff:
-            changes = "; ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-            raise LungpriorError(
-                f"{run_dir}: holds a run with other settings ({changes}); use a new --out or the run's own settings"
-            )
-        return old
-    if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
-        raise LungpriorError(f"{run_dir}: folder is not empty and holds no run (no {CONFIG}); use a new --out")
-    return None
+    old = claim_folder(
+        run_dir, CONFIG, cfg.to_dict(), "a run", ignore=RUNTIME_FIELDS,
+        upgrade=lambda stored: TrainConfig.from_dict(stored).to_dict(), record=False,
+        fix="use a new --out or the run's own settings",
+    )
+    return None if old is None else TrainConfig.from_dict(old)
 
 
 def finished_result(run_dir: Path, cfg: TrainConfig) -> TrainResult | None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.run import CONFIG, MODEL
-from lungprior.data.atomic import write_json
+from lungprior.data.claim import claim_folder
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import locks_output
 from lungprior.errors import ImageReadError, LungpriorError
@@ -105,7 +105,7 @@ def predict_films(
     settings = {"run": str(run.resolve()), "engine": engine, "allow_qc_fail": allow_qc_fail, "cam": cam,
                 "segmentation": seg.to_dict(), "spacing_mm": spacing_mm, "calibrated": calibration is not None,
                 "no_finding": method}
-    _claim(out, settings)
+    claim_folder(out, SETTINGS, settings, "predictions", owns_folder=False)  # other settings: refused
     pred_path, err_path = out / "predictions.csv", out / "errors.csv"
     done = {r["image_id"] for r in read_rows(pred_path, COLUMNS)} if pred_path.is_file() else set()
     todo = [f for f in films if f.image_id not in done]
@@ -170,24 +170,6 @@ def _check_spacing(cfg: TrainConfig, films: list[Film]) -> None:
             f"{len(unknown)} of {len(films)} films state no pixel spacing (first: {unknown[0].path}) and the run's "
             f"{spec.mode} mask is {spec.radius_mm:g} mm wide; pass --spacing-mm MM (the films' pixel spacing)"
         )
-
-
-def _claim(out: Path, settings: dict[str, Any]) -> None:
-    """Record the settings in a new folder; refuse one holding a batch made with other settings."""
-    path = out / SETTINGS
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LungpriorError(f"{path}: unreadable ({exc})") from None
-        new = json.loads(json.dumps(settings))
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                raise LungpriorError(f"{out}: holds predictions made with other settings ({key}: {old.get(key)} "
-                                     f"now {new.get(key)}); use a new --out folder")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, settings)
 
 
 def _exported(run: Path, out: Path) -> Path:
