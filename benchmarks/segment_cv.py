@@ -39,13 +39,13 @@ from sklearn.model_selection import GroupKFold
 from lungprior.data.atomic import write_json
 from lungprior.data.io import write_mask
 from lungprior.data.manifest import SPLITS, read_seg_manifest, resolve
+from lungprior.layout import mask_path_for
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
 from lungprior.segment.finetune.callbacks import read_metrics
 from lungprior.segment.finetune.config import resolve_precision
 from lungprior.segment.finetune.data import TrainingPair, load_pairs, read_pair, replay_folder, with_replay
 from lungprior.segment.infer.engine import TorchEngine, create_engine
-from lungprior.segment.infer.paths import mask_path_for
 from lungprior.segment.infer.predictor import LungPredictor
 from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.infer.qc import QC_COLUMNS

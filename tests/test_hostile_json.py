@@ -13,8 +13,9 @@ import torch
 from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.export import export_run
-from lungprior.classify.segsource import SEGMENTATION, read_segmentation_record
+from lungprior.classify.segsource import read_segmentation_record
 from lungprior.errors import LungpriorError
+from lungprior.layout import SEGMENTATION
 from lungprior.predict.classifier import OnnxClassifier
 
 

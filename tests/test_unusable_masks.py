@@ -15,8 +15,9 @@ from lungprior.classify import TrainConfig, make_dataset, predict_split, train
 from lungprior.classify.data import prepare
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.errors import LungpriorError, NoUsableMaskError
-from lungprior.evaluate.run_eval import PREDICTIONS, compare_runs
+from lungprior.evaluate.run_eval import compare_runs
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import PREDICTIONS
 from lungprior.masks import MaskSpec, prior_weight
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -15,9 +15,9 @@ from lungprior.checkpoints import load_tensor_file
 from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
-from lungprior.classify.run import CONFIG, MODEL
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS, LABELS
+from lungprior.layout import CONFIG, MODEL, score_column
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
@@ -65,5 +65,5 @@ def predict_split(
     probs = np.concatenate(chunks) if chunks else np.zeros((0, len(FINDINGS)), dtype=np.float32)
     out = ds.frame.loc[:, ["image_id", "patient_id", *LABELS]].reset_index(drop=True).copy()
     for k, name in enumerate(FINDINGS):
-        out[f"p_{name}"] = probs[:, k]
+        out[score_column(name)] = probs[:, k]
     return out

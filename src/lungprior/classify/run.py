@@ -25,13 +25,7 @@ from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
 from lungprior.data.claim import claim_folder
 from lungprior.errors import LungpriorError
-
-CONFIG = "config.json"
-EFFICIENCY = "efficiency.json"
-MODEL = "model.pt"
-HISTORY = "history.csv"
-CHECKPOINTS = "checkpoints"
-EXCLUDED = "excluded.csv"
+from lungprior.layout import CONFIG, EFFICIENCY, EXCLUDED, MODEL
 
 
 @dataclass

@@ -108,7 +108,7 @@ def excluded_line(run_dir: Path) -> str:
     import pandas as pd
 
     from lungprior.classify.data import excluded_counts
-    from lungprior.classify.run import EXCLUDED
+    from lungprior.layout import EXCLUDED
 
     path = Path(run_dir) / EXCLUDED
     if not path.is_file():

@@ -23,8 +23,7 @@ from lungprior.evaluate.stats import (
     youden_threshold,
 )
 from lungprior.labels import FINDINGS, NO_FINDING
-
-SCORE_PREFIX = "p_"
+from lungprior.layout import SCORE_PREFIX
 
 
 def check_predictions(df: pd.DataFrame, what: str = "predictions") -> None:

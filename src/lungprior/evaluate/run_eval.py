@@ -11,17 +11,15 @@ from typing import Any
 import pandas as pd
 
 from lungprior.classify.inference import predict_split
-from lungprior.classify.run import EFFICIENCY, excluded_ids
+from lungprior.classify.run import excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
-from lungprior.evaluate.calibration import CALIBRATION, read_calibration
+from lungprior.evaluate.calibration import read_calibration
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning
+from lungprior.layout import CALIBRATION, CONFIG, EFFICIENCY, METRICS, PREDICTIONS, VAL_PREDICTIONS
 
-PREDICTIONS = "predictions.csv"
-VAL_PREDICTIONS = "predictions_val.csv"
-METRICS = "metrics.json"
 CAM_GALLERY = "cam_gallery.png"
 
 
@@ -51,7 +49,7 @@ def evaluate_run(
                                        if k not in ("in_sample", "raw", "calibrated")})
     metrics["split"] = split
     metrics["run"] = str(run)
-    metrics["config"] = json.loads((run / "config.json").read_text())
+    metrics["config"] = json.loads((run / CONFIG).read_text())
     metrics["efficiency"] = json.loads((run / EFFICIENCY).read_text())
     if cam:
         from lungprior.evaluate.cam import cam_analysis

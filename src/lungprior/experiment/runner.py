@@ -162,7 +162,7 @@ def _chexmask(seg: SegmentationSettings, manifest: Path, folder: Path) -> dict[s
 
     from lungprior.data.chexmask import convert_chexmask
     from lungprior.data.manifest import read_manifest, write_manifest
-    from lungprior.segment.infer.paths import mask_path_for
+    from lungprior.layout import mask_path_for
 
     result = convert_chexmask(seg.file or "", manifest, folder / "chexmask", min_rca=seg.min_rca)
     df = read_manifest(manifest)

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.run import CONFIG, MODEL
 from lungprior.data.claim import claim_folder
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import locks_output
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS
+from lungprior.layout import CONFIG, METRICS, MODEL, mask_name, score_column
 from lungprior.predict.classifier import (
     OnnxClassifier,
     ScoringEngine,
@@ -40,12 +40,11 @@ from lungprior.predict.figure import film_figure
 from lungprior.predict.inputs import Film, collect_films, film_spacing
 from lungprior.predict.page import write_index
 from lungprior.predict.segmenter import Segmenter, resolve_segmentation
-from lungprior.segment.infer.paths import mask_name
 from lungprior.segment.infer.records import CsvLog, read_rows, write_rows
 
 COLUMNS: tuple[str, ...] = (
-    "image_id", "path", "scored", "status", *(f"p_{k}" for k in FINDINGS), "p_no_finding", "top_finding",
-    "calibrated", "qc_flag", "qc_reason", "area_fraction", "mask_path", "figure",
+    "image_id", "path", "scored", "status", *(score_column(k) for k in FINDINGS), score_column("no_finding"),
+    "top_finding", "calibrated", "qc_flag", "qc_reason", "area_fraction", "mask_path", "figure",
 )
 ERROR_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")
 SETTINGS = "predict.json"
@@ -148,7 +147,7 @@ def predict_films(
 def _run_no_finding(run: Path) -> str:
     """The No Finding method of the run's evaluation (`metrics.json`), or "max"."""
     try:
-        method = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["no_finding"]["method"]
+        method = json.loads((run / METRICS).read_text(encoding="utf-8"))["no_finding"]["method"]
     except (OSError, ValueError, KeyError, TypeError):
         return "max"
     return str(method)
@@ -245,7 +244,7 @@ class _Step:
         status = "scored" if qc["flag"] == "ok" else "scored although lung QC failed (--allow-qc-fail)"
         row.update(scored="yes", status=status, top_finding=FINDINGS[top], figure=f"films/{figure.name}",
                    p_no_finding=f"{float(no_finding_score(probs[None], self.no_finding)[0]):.6f}",
-                   **{f"p_{k}": f"{float(p):.6f}" for k, p in zip(FINDINGS, probs, strict=True)})
+                   **{score_column(k): f"{float(p):.6f}" for k, p in zip(FINDINGS, probs, strict=True)})
         cam = self.cam_model.cam(x, top) if self.cam_model is not None else None
         t = self._timed("cam", t)
         film_figure(figure, image, lungs.mask, view, cam, probs, title=film.image_id, top=top,

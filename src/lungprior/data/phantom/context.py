@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import distance_transform_edt
 
 from lungprior.data.phantom.config import PhantomConfig
 from lungprior.data.phantom.findings import render_lesion
 from lungprior.data.phantom.plan import plan_benchmark
 from lungprior.data.phantom.render import lung_labels
 from lungprior.labels import FINDINGS
-from lungprior.masks import dilate
 
 RADII_MM: tuple[float, ...] = (5.0, 10.0, 20.0)
 
@@ -39,7 +39,9 @@ def context_shares(cfg: PhantomConfig, *, max_films: int = 40, radii_mm: tuple[f
             continue
         anatomy, frame, lungs = lung_labels(plan, cfg.size)
         inside = lungs > 0
-        rings = {r: dilate(inside, r / cfg.pixel_spacing_mm) & ~inside for r in radii_mm}
+        # within r mm of the lungs: what a loose mask of radius r keeps (the Euclidean disk `masks.dilate` uses)
+        distance = distance_transform_edt(~inside) if inside.any() else np.full(inside.shape, np.inf)
+        rings = {r: (distance <= r / cfg.pixel_spacing_mm) & ~inside for r in radii_mm}
         for les in todo:
             density, extent = render_lesion(les, anatomy, frame, lungs)
             signal = np.abs(density)

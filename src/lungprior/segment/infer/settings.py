@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lungprior.data.claim import claim_folder
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import SETTINGS_FILE
+from lungprior.layout import SETTINGS_FILE
 from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.weights import LITEMEDSAM_SHA256, sha256_file
 
