@@ -238,7 +238,7 @@ def test_loggers_asked_for(tmp_path: Path, bench: Path) -> None:
 
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from lungprior.classify.train import make_loggers
+    from lungprior.classify.training import make_loggers
 
     base = {"manifest": str(bench / "manifest.csv"), "out": str(tmp_path)}
     default = make_loggers(TrainConfig(**base), tmp_path)

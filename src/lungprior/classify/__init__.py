@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from lungprior.classify.data import ClassifyDataset, make_dataset, prepare
     from lungprior.classify.inference import load_run, predict_split
     from lungprior.classify.run import TrainResult
-    from lungprior.classify.train import train
+    from lungprior.classify.training import train
 
 _WHERE: dict[str, str] = {
     "WeightsReport": "backbone", "check_backbone": "backbone", "create_backbone": "backbone",
@@ -37,7 +37,7 @@ _WHERE: dict[str, str] = {
     "ClassifyDataset": "data", "make_dataset": "data", "prepare": "data",
     "load_run": "inference", "predict_split": "inference",
     "TrainResult": "run",
-    "train": "train",
+    "train": "training",
 }
 
 __all__ = [

@@ -183,7 +183,7 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
                   mask: MaskSettings, seed: int, *, lead: bool | None = None) -> StageOutcome:
     """Train and evaluate one grid cell (other processes of a DDP launch train alongside the lead, then wait)."""
     from lungprior.classify.config import TrainConfig
-    from lungprior.classify.train import train
+    from lungprior.classify.training import train
     from lungprior.evaluate.run_eval import evaluate_run
 
     t = cfg.training
