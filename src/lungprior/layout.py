@@ -1,5 +1,5 @@
-"""Where every stage puts its files, in one place: the stages (data, segment, classify, evaluate, predict) import
-their file names from here, so that no stage reads another's module to find a file.
+"""The names of the files that one stage writes and another reads, in one place: the stages (data, segment,
+classify, evaluate, predict, report) import them from here rather than from each other.
 
 - A segmentation run: one mask per image id in `masks/` (`mask_name`), `qc.csv`, `errors.csv`, `segment.json`,
   shard files.
