@@ -52,7 +52,7 @@ def test_a_default_radius_is_one_rule() -> None:
     loose = MaskSettings(mode="loose")
     assert loose.spec() == TrainConfig(manifest="m.csv", out="o", mode="loose").mask_spec()
     assert loose.spec().radius_mm == DEFAULT_RADIUS_MM and MaskSettings(mode="soft").spec().radius_mm is None
-    assert MaskSettings(mode="crop", radius_px=4).spec().radius_mm is None
+    assert MaskSettings(mode="crop", radius_px=4.0).spec().radius_mm is None
 
 
 def test_reading_the_defaults_does_not_import_torch() -> None:
