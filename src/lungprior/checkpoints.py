@@ -3,7 +3,7 @@
 Files open with `weights_only=True` (no code in a file ever runs); anything but a regular file (a FIFO, a device,
 a folder) is refused before reading. Errors are one line naming the file:
 `PATH: WHAT not found`, `PATH: cannot read WHAT: corrupt or truncated (...)` or
-`PATH: cannot read WHAT: it holds more than tensors and plain data (...)`, each followed by `; FIX` when given.
+`PATH: refused: the WHAT holds more than tensors and plain data (...)`, each followed by `; FIX` when given.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def load_tensor_file(
         reason = unpickling_reason(exc)
         if "GLOBAL" in reason:  # a class or function to import: code that would run
             raise LungpriorError(
-                f"{path}: cannot read {what}: it holds more than tensors and plain data ({reason}){tail}"
+                f"{path}: refused: the {what} holds more than tensors and plain data ({reason}){tail}"
             ) from None
         raise LungpriorError(f"{path}: cannot read {what}: corrupt or truncated ({reason}){tail}") from None
     except Exception as exc:  # torch raises many types for unreadable files

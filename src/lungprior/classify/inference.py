@@ -29,7 +29,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
         raise LungpriorError(f"{run}: no {MODEL}, the run has not finished; rerun `lungprior train` with its settings")
     model, _ = create_backbone(cfg.backbone, "none", cfg.image_size)
     redo = f"rerun `lungprior train` into a new folder with the settings in {run / CONFIG}"
-    state = load_tensor_file(weights, "run weights", redo)
+    state = load_tensor_file(weights, "run weights file", redo)
     try:
         model.load_state_dict(state)
     except Exception as exc:
