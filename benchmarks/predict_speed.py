@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 
 from lungprior.classify.backbone import create_backbone
-from lungprior.classify.segsource import SEGMENTATION
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
+from lungprior.layout import SEGMENTATION
 from lungprior.predict import predict_films
 from lungprior.segment.weights import LITEMEDSAM_SHA256
 

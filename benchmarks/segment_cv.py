@@ -39,13 +39,13 @@ from sklearn.model_selection import GroupKFold
 from lungprior.data.atomic import write_json
 from lungprior.data.io import write_mask
 from lungprior.data.manifest import SPLITS, read_seg_manifest, resolve
+from lungprior.layout import mask_path_for
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune import FinetuneConfig, check_pairs, lung_boxes, train_model
 from lungprior.segment.finetune.callbacks import read_metrics
 from lungprior.segment.finetune.config import resolve_precision
-from lungprior.segment.finetune.data import Pair, load_pairs, read_pair, replay_folder, with_replay
+from lungprior.segment.finetune.data import TrainingPair, load_pairs, read_pair, replay_folder, with_replay
 from lungprior.segment.infer.engine import TorchEngine, create_engine
-from lungprior.segment.infer.paths import mask_path_for
 from lungprior.segment.infer.predictor import LungPredictor
 from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.infer.qc import QC_COLUMNS
@@ -95,14 +95,14 @@ def folds_of(df: pd.DataFrame, k: int) -> np.ndarray:
     return fold
 
 
-def film_pairs_of(folder: Path) -> list[Pair]:
+def film_pairs_of(folder: Path) -> list[TrainingPair]:
     """Every image–mask pair of a segdata or synthetic-benchmark folder, whatever its split."""
     return [p for split in SPLITS for p in load_pairs(folder, split)]
 
 
-def film_pairs(df: pd.DataFrame) -> list[Pair]:
+def film_pairs(df: pd.DataFrame) -> list[TrainingPair]:
     """One image–mask pair per manifest row (whatever its split), in row order."""
-    return [Pair(str(r["image_id"]), resolve(df, r["path"]), resolve(df, r["mask_path"]), str(r["split"]))
+    return [TrainingPair(str(r["image_id"]), resolve(df, r["path"]), resolve(df, r["mask_path"]), str(r["split"]))
             for _, r in df.iterrows()]
 
 
@@ -130,7 +130,7 @@ def predictor_for(backend, prompts: AutoPromptConfig, cache: EmbeddingCache, rec
                          store=recipe != "full")
 
 
-def predict_film(predictor: LungPredictor, pair: Pair, image: np.ndarray, truth: np.ndarray | None):
+def predict_film(predictor: LungPredictor, pair: TrainingPair, image: np.ndarray, truth: np.ndarray | None):
     """Auto-cascade prediction, or one with the true per-lung boxes when `truth` is given."""
     film = predictor.set_film(image, pair.image_id, pair.image)
     if truth is None:

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lungprior.classify.run import HISTORY
 from lungprior.evaluate.compare import align, compare_predictions
 from lungprior.evaluate.metrics import label_matrix, score_matrix
-from lungprior.evaluate.run_eval import VAL_PREDICTIONS, load_calibration, load_predictions
+from lungprior.evaluate.run_eval import load_calibration, load_predictions
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import HISTORY, VAL_PREDICTIONS
 from lungprior.report.findings import p_column, seed_marker
 from lungprior.stats import (
     DegenerateDataWarning,

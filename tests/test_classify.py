@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from lungprior.classify import TrainConfig, TrainResult, create_backbone, load_run, predict, train
+from lungprior.classify import TrainConfig, TrainResult, create_backbone, load_run, predict_split, train
 from lungprior.cli.main import app
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.errors import LungpriorError
@@ -78,7 +78,7 @@ def test_train_each_mode_and_backbone(bench: Path, trained: Callable, backbone: 
     assert not model.training and cfg.mode == mode and cfg.backbone == backbone
     state = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
-    preds = predict(run, "test", batch_size=8)
+    preds = predict_split(run, "test", batch_size=8)
     manifest = pd.read_csv(bench, dtype={"image_id": str})
     assert preds["image_id"].tolist() == manifest.loc[manifest["split"] == "test", "image_id"].tolist()
     assert list(preds.columns) == ["image_id", "patient_id", *LABELS, *(f"p_{f}" for f in FINDINGS)]

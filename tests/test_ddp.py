@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lungprior.classify import TrainConfig, create_backbone, predict
+from lungprior.classify import TrainConfig, create_backbone, predict_split
 from lungprior.classify.data import prepare
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.labels import FINDINGS
@@ -212,7 +212,7 @@ def test_ddp_training_matches_one_process(jobs: dict[str, Job]) -> None:
     max_abs = max(float((w2[k] - w1[k]).abs().max()) for k in learned)
     assert float(moved) > 0.1 and float(gap / moved) < WEIGHT_REL_TOL, (float(gap / moved), max_abs)
 
-    p1, p2 = predict(one, "test"), predict(ddp, "test")
+    p1, p2 = predict_split(one, "test"), predict_split(ddp, "test")
     cols = [f"p_{f}" for f in FINDINGS]
     assert p1["image_id"].tolist() == p2["image_id"].tolist() and len(p1) == 15
     np.testing.assert_allclose(p2[cols].to_numpy(), p1[cols].to_numpy(), rtol=0, atol=PROB_TOL)

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from lungprior.data.atomic import write_json
-from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import STAGE_FILE, run_stage
+from lungprior.ranks import global_rank, is_lead
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,35 @@ from lungprior.experiment.stages import STAGE_FILE, run_stage
 )
 def test_is_lead(env: dict, lead: bool) -> None:
     assert is_lead(env) is lead
+    assert (global_rank(env) == 0) is lead
+
+
+@pytest.mark.parametrize(
+    ("env", "devices", "rank"),
+    [
+        ({"RANK": "5", "LOCAL_RANK": "1", "NODE_RANK": "1"}, None, 5),  # torchrun's RANK wins
+        # Lightning's launcher on machine 1 of 2 with 4 processes each: its first process is global rank 4, not 0
+        ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, 4, 4),
+        ({"LOCAL_RANK": "2", "NODE_RANK": "1"}, "4", 6),
+        ({"LOCAL_RANK": "2", "NODE_RANK": "1", "LOCAL_WORLD_SIZE": "3"}, 4, 5),  # the launcher's size wins
+        ({"LOCAL_RANK": "1", "GROUP_RANK": "0"}, 2, 1),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, "auto", 1),  # size unknown: still not the lead
+        ({"LOCAL_RANK": "1", "SLURM_PROCID": "0"}, 2, 1),  # Lightning's child inside a one-task SLURM job
+        ({"SLURM_PROCID": "7"}, None, 7),
+        ({"RANK": "x"}, None, 0),
+    ],
+)
+def test_global_rank_on_several_machines(env: dict, devices: int | str | None, rank: int) -> None:
+    assert global_rank(env, devices) == rank
+
+
+def test_training_and_the_experiment_ask_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first process of a second machine (LOCAL_RANK 0, NODE_RANK 1) is no lead anywhere."""
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("NODE_RANK", "1")
+    assert not is_lead() and global_rank(devices=2) == 2
 
 
 def test_a_non_lead_process_waits_for_the_leads_record(tmp_path: Path) -> None:

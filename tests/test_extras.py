@@ -57,7 +57,7 @@ def test_cli_prints_one_line_for_a_missing_extra(tmp_path: Path) -> None:
 
 
 def test_core_install_trains_and_evaluates_without_the_extras() -> None:
-    code = ("import lungprior.classify.train, lungprior.evaluate.run_eval, lungprior.experiment, lungprior.report\n"
+    code = ("import lungprior.classify.training, lungprior.evaluate.run_eval, lungprior.experiment, lungprior.report\n"
             "import lungprior.stats, lungprior.data.phantom, lungprior.masks.gallery\n"
             "from lungprior.cli.main import load_command\n"
             "for name in ('phantom', 'masks', 'train', 'evaluate', 'compare', 'experiment'):\n"

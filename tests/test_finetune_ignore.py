@@ -8,7 +8,7 @@ from monai.losses import DiceLoss
 from PIL import Image
 
 from lungprior.segment.finetune import LungMetrics, LungPromptDataset, MaskedSegLoss
-from lungprior.segment.finetune.data import Pair, lung_targets, read_pair
+from lungprior.segment.finetune.data import TrainingPair, lung_targets, read_pair
 from lungprior.segment.finetune.losses import hard_iou
 from lungprior.segment.preprocess import preprocess_longest_side
 
@@ -46,7 +46,7 @@ def test_grey_127_is_not_lung_in_targets_and_is_the_ignore_plane(tmp_path) -> No
     raw = coded_mask()
     Image.fromarray(raw).save(tmp_path / "m.png")
     Image.fromarray(np.full(raw.shape, 128, np.uint8)).save(tmp_path / "im.png")
-    pair = Pair("im", tmp_path / "im.png", tmp_path / "m.png", "train")
+    pair = TrainingPair("im", tmp_path / "im.png", tmp_path / "m.png", "train")
     _, mask, ignore = read_pair(pair)
     assert np.array_equal(mask, raw == 255) and np.array_equal(ignore, raw == 127)
     _, tr = preprocess_longest_side(mask.astype(np.float32), 256)

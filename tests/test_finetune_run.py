@@ -97,10 +97,12 @@ def test_rerun_is_not_retrained_and_another_config_is_refused(run, tmp_path) -> 
     again = finetune(cfg)
     assert again.already_finished and again.best_epoch == 1
     assert stamps == {n: (out / n).stat().st_mtime_ns for n in stamps}
-    with pytest.raises(LungpriorError, match=r"holds a run with another config \(epochs 1 -> 2\); use a new --out"):
+    with pytest.raises(
+        LungpriorError, match=r"holds a fine-tuning run made with other settings \(epochs: 1 -> 2\); use a new --out"
+    ):
         finetune(replace(cfg, epochs=2))
     (tmp_path / "other.txt").write_text("x")
-    with pytest.raises(LungpriorError, match=r"not empty and has no config\.json"):
+    with pytest.raises(LungpriorError, match=r"not empty and holds no fine-tuning run \(no config\.json\)"):
         finetune(replace(cfg, out=str(tmp_path)))
 
 

@@ -45,14 +45,14 @@ def test_dataset_has_one_item_per_view_with_its_own_cached_embedding(tmp_path) -
 
     from lungprior.segment.embeddings import EmbeddingCache
     from lungprior.segment.finetune import LungPromptDataset, check_pairs
-    from lungprior.segment.finetune.data import Pair
+    from lungprior.segment.finetune.data import TrainingPair
     from lungprior.segment.registry import create_backend
 
     mask = two_lungs(64, 64)
     image = np.where(mask, 60, 200).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "im.png")
     Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "m.png")
-    pair = Pair("im", tmp_path / "im.png", tmp_path / "m.png", "train")
+    pair = TrainingPair("im", tmp_path / "im.png", tmp_path / "m.png", "train")
     backend = create_backend("litemedsam", None, torch.device("cpu"))
     calls: list[int] = []
 

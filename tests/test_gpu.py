@@ -29,9 +29,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lungprior.classify import TrainConfig, predict
+from lungprior.classify import TrainConfig, predict_split
 from lungprior.classify.data import make_dataset
-from lungprior.classify.predict import load_run
+from lungprior.classify.inference import load_run
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.labels import FINDINGS
 from lungprior.segment.overlap import dice
@@ -90,7 +90,7 @@ def runs(bench: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
 
 def _probs(run: Path) -> np.ndarray:
-    return predict(run, "test")[[f"p_{f}" for f in FINDINGS]].to_numpy()
+    return predict_split(run, "test")[[f"p_{f}" for f in FINDINGS]].to_numpy()
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])

@@ -10,7 +10,7 @@ from fs_snapshot import changes, snapshot
 from PIL import Image
 
 from lungprior.data.chexmask import convert_chexmask, decode_rle
-from lungprior.segment.infer.paths import mask_name
+from lungprior.layout import mask_name
 
 FULL = "1 64"  # every pixel of an 8 x 8 mask
 

@@ -14,8 +14,9 @@ import torch
 from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.export import export_run
-from lungprior.classify.segsource import SEGMENTATION, read_segmentation_record
+from lungprior.classify.segsource import read_segmentation_record
 from lungprior.errors import LungpriorError
+from lungprior.layout import SEGMENTATION
 from lungprior.predict.classifier import OnnxClassifier
 
 
@@ -165,11 +166,11 @@ class _Payload:
 
 
 def test_planted_checkpoint_refusal_gives_no_weights_only_advice(tmp_path: Path) -> None:
+    from lungprior.checkpoints import load_tensor_file
     from lungprior.classify.run import load_checkpoint
-    from lungprior.segment.weights import _read_checkpoint
 
     torch.save({"state_dict": {}, "payload": _Payload()}, tmp_path / "planted.ckpt")
-    for load in (lambda p: load_checkpoint(p, "delete it"), _read_checkpoint):
+    for load in (lambda p: load_checkpoint(p, "delete it"), load_tensor_file):
         with pytest.raises(LungpriorError, match=r"GLOBAL (builtins\.)?print") as info:
             load(tmp_path / "planted.ckpt")
         assert "weights_only" not in str(info.value) and "safe_globals" not in str(info.value)

@@ -17,7 +17,7 @@ from lungprior.data.limits import check_pixels
 from lungprior.data.regular import open_regular
 from lungprior.data.safename import MAX_SAFE_BYTES, safe_name
 from lungprior.errors import ImageReadError, LungpriorError
-from lungprior.segment.infer.paths import mask_name, mask_path_for
+from lungprior.layout import mask_name, mask_path_for
 from lungprior.segment.preprocess import preprocess_longest_side
 from lungprior.segment.weights import sha256_file
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import mask_name
+from lungprior.layout import mask_name
 from lungprior.segment.segeval import evaluate_segmentations
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from lungprior.cli.main import app
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import resolve_masks_dir
+from lungprior.layout import resolve_masks_dir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from lungprior.cli.main import app
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
+from lungprior.layout import mask_name
 from lungprior.report.figures import histogram
-from lungprior.segment.infer.paths import mask_name
 from lungprior.segment.infer.qc import QC_COLUMNS
 
 NIH_HEADER = (

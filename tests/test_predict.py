@@ -238,7 +238,7 @@ def test_loggers_asked_for(tmp_path: Path, bench: Path) -> None:
 
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from lungprior.classify.train import make_loggers
+    from lungprior.classify.training import make_loggers
 
     base = {"manifest": str(bench / "manifest.csv"), "out": str(tmp_path)}
     default = make_loggers(TrainConfig(**base), tmp_path)
@@ -258,7 +258,8 @@ def test_loggers_asked_for(tmp_path: Path, bench: Path) -> None:
 
 
 def test_segmentation_record_and_what_predict_makes_of_it(tight_run: Path, bench: Path, tmp_path: Path) -> None:
-    from lungprior.classify.segsource import SEGMENTATION, segmentation_record
+    from lungprior.classify.segsource import segmentation_record
+    from lungprior.layout import SEGMENTATION
     from lungprior.predict.segmenter import resolve_segmentation
     from lungprior.segment.infer.prompts import AutoPromptConfig
     from lungprior.segment.infer.settings import run_settings

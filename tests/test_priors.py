@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from lungprior.classify import TrainConfig, predict, train
+from lungprior.classify import TrainConfig, predict_split, train
 from lungprior.classify.cache import ItemSource, render_item, render_item_with_prior
 from lungprior.classify.data import make_dataset
 from lungprior.classify.prior_loss import input_gradient, outside_share
@@ -168,7 +168,7 @@ def test_train_predict_evaluate_each_prior(bench: Path, tmp_path: Path, mode: st
     assert len(history) == 1
     stored = json.loads((tmp_path / "run" / "config.json").read_text())
     assert stored["mode"] == mode and stored["prior_weight"] == 1.0
-    preds = predict(tmp_path / "run", "test")
+    preds = predict_split(tmp_path / "run", "test")
     assert np.isfinite(preds[[c for c in preds.columns if c.startswith("p_")]].to_numpy()).all()
     metrics = evaluate_run(tmp_path / "run", n_resamples=20, max_cam=2, progress=False)
     assert set(metrics["attention"]["per_class"]) == set(FINDINGS)  # Grad-CAM ran on the prior's own inputs

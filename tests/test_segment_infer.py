@@ -164,7 +164,7 @@ def test_an_embedding_cache_is_reused_read_only_and_rounded_alike(run_a, manifes
         assert dice(read_mask(mask_path_for(out / "masks", image_id)),
                     read_mask(mask_path_for(run_a.masks_dir, image_id))) > 0.998
     assert json.loads((out / "segment.json").read_text())["embeddings"] == "float16"
-    with pytest.raises(LungpriorError, match="segmented with other settings \\(embeddings: float16 now None\\)"):
+    with pytest.raises(LungpriorError, match=r'holds masks made with other settings \(embeddings: "float16" -> null\)'):
         segment_manifest(manifest, out, engine="torch", progress=False)
 
 
@@ -200,7 +200,7 @@ def test_prompt_csv_bad_inputs_and_a_blank_image(bench, ids, tmp_path) -> None:
     assert not read_mask(result.masks_dir / "blank.png", shape=(64, 80)).any()
     assert dice(read_mask(mask_path_for(result.masks_dir, ids[0])), gt >= 128) >= 0.9
     assert sorted(p.name for p in result.masks_dir.iterdir()) == ["blank.png", f"{ids[0]}.png"]
-    with pytest.raises(LungpriorError, match=r"segmented with other settings \(prompt: csv now auto\)"):
+    with pytest.raises(LungpriorError, match=r'holds masks made with other settings \(prompt: "csv" -> "auto"; '):
         segment_manifest(manifest, tmp_path / "out", engine="torch", progress=False)
     bad = tmp_path / "bad.csv"
     bad.write_text("image_id,x0,y0,x1,y1\na,10,10,5,20\n")

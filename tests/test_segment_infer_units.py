@@ -227,7 +227,7 @@ def test_engine_choice_and_settings_guard(tmp_path) -> None:
         resolve_engine("trt", torch.device("cpu"))
     check_settings(tmp_path, {"backend": "litemedsam", "prompt": "auto"})
     check_settings(tmp_path, {"backend": "litemedsam", "prompt": "auto"})
-    with pytest.raises(LungpriorError, match=r"other settings \(prompt: auto now whole\); use a new --out"):
+    with pytest.raises(LungpriorError, match=r'other settings \(prompt: "auto" -> "whole"\); use a new --out'):
         check_settings(tmp_path, {"backend": "litemedsam", "prompt": "whole"})
     auto = run_settings("litemedsam", None, "auto", "auto", AutoPromptConfig())
     older = json.loads(json.dumps(auto))

@@ -9,8 +9,8 @@ from lungprior.data.io import read_mask
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.segquality import flagged_count
+from lungprior.layout import mask_path_for
 from lungprior.report.html import _segmentation_section
-from lungprior.segment.infer.paths import mask_path_for
 from lungprior.segment.infer.qc import qc_row
 
 

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from lungprior.classify import TrainConfig, make_dataset, predict, train
+from lungprior.classify import TrainConfig, make_dataset, predict_split, train
 from lungprior.classify.data import prepare
 from lungprior.data.phantom import PhantomConfig, generate_benchmark
 from lungprior.errors import LungpriorError, NoUsableMaskError
-from lungprior.evaluate.run_eval import PREDICTIONS, compare_runs
+from lungprior.evaluate.run_eval import compare_runs
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import PREDICTIONS
 from lungprior.masks import MaskSpec, prior_weight
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -74,7 +75,7 @@ def test_masked_training_evaluation_and_comparison(bench, tmp_path: Path) -> Non
     excluded = pd.read_csv(run / "excluded.csv", dtype=str)
     assert list(excluded.columns) == ["image_id", "reason", "action"]
     assert set(excluded["image_id"]) == set(first.values()) and set(excluded["action"]) == {"excluded"}
-    test = predict(run, "test", progress=False)
+    test = predict_split(run, "test", progress=False)
     assert first["test"] not in set(test["image_id"])
 
     # an unmasked run of the same films (its predictions include the film the masked run left out)

@@ -16,6 +16,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import adapt_input_conv, get_pretrained_cfg
 from torch import nn
 
+from lungprior.checkpoints import load_tensor_file
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS
 
@@ -97,12 +98,7 @@ def load_weights_file(model: nn.Module, path: str | os.PathLike[str]) -> Weights
     match are reported and skipped. A file that matches nothing raises a `LungpriorError`.
     """
     p = Path(path)
-    if not p.is_file():
-        raise LungpriorError(f"--pretrained {p}: file not found (use none, imagenet or a state dict file)")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise LungpriorError(f"--pretrained {p}: not a loadable state dict ({one_line(exc, 200)})") from None
+    obj = load_tensor_file(p, "--pretrained file", "use none, imagenet or a torchvision or timm state dict file")
     state = _tensors(obj)
     target = model.state_dict()
     state = _best_prefix(state, target)

@@ -34,8 +34,8 @@ from lungprior.data.atomic import atomic_open, output_dir, output_errors, write_
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import resolve
 from lungprior.errors import LungpriorError, NoUsableMaskError
+from lungprior.layout import mask_path_for
 from lungprior.masks import MaskSpec, apply_prior, crop_region, penalty_region, prior_weight, tight_mask
-from lungprior.segment.infer.paths import mask_path_for
 
 CACHE_VERSION = 2  # 2: films without a usable lung mask are listed in unusable.csv, in every mode
 UNUSABLE = "unusable.csv"

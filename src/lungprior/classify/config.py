@@ -10,7 +10,6 @@ from typing import Any
 
 from lungprior.errors import LungpriorError
 from lungprior.masks import MODES, RADIUS_MODES, MaskSpec
-from lungprior.masks.spec import DEFAULT_ALPHA, DEFAULT_PRIOR_WEIGHT, DEFAULT_RADIUS_MM
 
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
 STRATEGIES: tuple[str, ...] = ("auto", "ddp")
@@ -36,14 +35,14 @@ class TrainConfig:
 
     manifest: str
     out: str
-    mode: str = "original"
+    mode: str = MaskSpec.mode  # the masking settings' defaults are MaskSpec's
     masks: str | None = None
-    radius_mm: float | None = None
-    radius_px: float | None = None
-    hull: bool = False
-    alpha: float = DEFAULT_ALPHA
-    fill: str = "zero"
-    prior_weight: float = DEFAULT_PRIOR_WEIGHT
+    radius_mm: float | None = MaskSpec.radius_mm
+    radius_px: float | None = MaskSpec.radius_px
+    hull: bool = MaskSpec.hull
+    alpha: float = MaskSpec.alpha
+    fill: str = MaskSpec.fill
+    prior_weight: float = MaskSpec.prior_weight
     backbone: str = "resnet50"
     image_size: int = 224
     epochs: int = 20
@@ -101,13 +100,10 @@ class TrainConfig:
 
     def mask_spec(self) -> MaskSpec:
         """The masking mode and parameters as a `MaskSpec`."""
-        radius_mm = self.radius_mm
-        if self.mode in RADIUS_MODES and radius_mm is None and self.radius_px is None:
-            radius_mm = DEFAULT_RADIUS_MM
         return MaskSpec(
-            mode=self.mode, radius_mm=radius_mm, radius_px=self.radius_px, hull=self.hull, alpha=self.alpha,
+            mode=self.mode, radius_mm=self.radius_mm, radius_px=self.radius_px, hull=self.hull, alpha=self.alpha,
             fill=self.fill, prior_weight=self.prior_weight,
-        )
+        ).with_default_radius()
 
     def resolved(self) -> TrainConfig:
         """A copy with absolute paths and the defaults filled in (masks folder, cache folder, loose radius)."""
@@ -153,11 +149,6 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise LungpriorError(f"{p}: not a training config (expected a JSON object)")
         return cls.from_dict(data)
-
-    def differences(self, other: TrainConfig) -> list[str]:
-        """Names of the settings, other than `RUNTIME_FIELDS`, whose values differ."""
-        a, b = self.to_dict(), other.to_dict()
-        return [k for k in a if k not in RUNTIME_FIELDS and a[k] != b[k]]
 
 
 def _check(ok: bool, message: str) -> None:

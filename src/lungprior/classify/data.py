@@ -21,11 +21,10 @@ from torchvision.transforms import InterpolationMode, v2
 from lungprior.classify.backbone import normalisation
 from lungprior.classify.cache import CacheInfo, ensure_cache, item_sources, open_cache
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.run import EXCLUDED
 from lungprior.data.manifest import SPLITS, read_manifest
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
-from lungprior.segment.infer.paths import QC_FILE, mask_path_for
+from lungprior.layout import EXCLUDED, QC_FILE, mask_path_for
 
 LUNG_THRESHOLD = 0.5
 #: Columns of a run's `excluded.csv`: films left out (`action` excluded) for want of a usable lung mask or

@@ -23,14 +23,14 @@ from torch import nn
 import lungprior
 from lungprior.classify.backbone import normalisation
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.predict import load_run
-from lungprior.classify.run import EFFICIENCY
+from lungprior.classify.inference import load_run
 from lungprior.classify.segsource import read_segmentation_record
 from lungprior.data.atomic import atomic_path, output_errors, write_json
 from lungprior.data.runjson import check_metrics, first_non_finite, read_json_file
 from lungprior.errors import LungpriorError, one_line
 from lungprior.extras import require
 from lungprior.labels import FINDINGS
+from lungprior.layout import CALIBRATION, EFFICIENCY, METRICS
 from lungprior.segment.weights import sha256_file
 
 OPSET = 17
@@ -128,7 +128,7 @@ def model_card(
             "seed": cfg.seed, "result": _without(_read(run / EFFICIENCY), LOCAL_ONLY),
         },
         "metrics": metrics if metrics is not None else _metrics(run),
-        "calibration": _read(run / "calibration.json"),
+        "calibration": _read(run / CALIBRATION),
     }
     return _portable(card, run)
 
@@ -185,7 +185,7 @@ def _read(path: Path) -> Any:
 def _metrics(run: Path) -> dict[str, Any] | None:
     """Test metrics with their patient-bootstrap CIs, when the run was evaluated (the file checked by its schema:
     a malformed `metrics.json` is one line naming the key)."""
-    path = run / "metrics.json"
+    path = run / METRICS
     if not path.exists():
         return None
     m = check_metrics(read_json_file(path, allow_nan=True), path)

@@ -47,7 +47,7 @@ def cosine_factor(epoch: int, epochs: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
 
 
-class Classifier(L.LightningModule):
+class ClassifierModule(L.LightningModule):
     """Wraps a backbone (`self.model`) for multi-label training on the five findings."""
 
     def __init__(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.module import Classifier
+from lungprior.classify.module import ClassifierModule
 
 _EPS = 1e-20
 _HALF_SCALE = 256.0  # keeps fp16 input gradients away from underflow; the share is scale-free
@@ -44,8 +44,8 @@ def outside_share(grad: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     return (energy * outside).flatten(1).sum(1) / (energy.flatten(1).sum(1) + _EPS)
 
 
-class PriorLossClassifier(Classifier):
-    """`Classifier` whose training loss is BCE + `prior_weight` x the mean outside-region gradient share."""
+class PriorLossClassifier(ClassifierModule):
+    """`ClassifierModule` whose training loss is BCE + `prior_weight` x the mean outside-region gradient share."""
 
     def __init__(self, *args: object, prior_weight: float, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -63,12 +63,12 @@ class PriorLossClassifier(Classifier):
         return loss
 
 
-def make_classifier(cfg: TrainConfig, model: nn.Module, pos_weight: torch.Tensor) -> Classifier:
+def make_classifier(cfg: TrainConfig, model: nn.Module, pos_weight: torch.Tensor) -> ClassifierModule:
     """The Lightning module for `cfg`: the prior-loss classifier in that mode, the plain one otherwise."""
     kwargs = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "epochs": cfg.epochs}
     if cfg.mode == "prior-loss":
         return PriorLossClassifier(model, pos_weight, prior_weight=cfg.prior_weight, **kwargs)
-    return Classifier(model, pos_weight, **kwargs)
+    return ClassifierModule(model, pos_weight, **kwargs)
 
 
 def needs_double_backward(cfg: TrainConfig) -> bool:

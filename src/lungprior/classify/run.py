@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import resource
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -20,17 +19,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from lungprior.classify.config import TrainConfig
+from lungprior.checkpoints import load_tensor_file
+from lungprior.classify.config import RUNTIME_FIELDS, TrainConfig
 from lungprior.classify.memory import PeakRSS
 from lungprior.data.atomic import atomic_open, atomic_path, write_json
-from lungprior.errors import LungpriorError, one_line, unpickling_reason
-
-CONFIG = "config.json"
-EFFICIENCY = "efficiency.json"
-MODEL = "model.pt"
-HISTORY = "history.csv"
-CHECKPOINTS = "checkpoints"
-EXCLUDED = "excluded.csv"
+from lungprior.data.claim import claim_folder
+from lungprior.errors import LungpriorError
+from lungprior.layout import CONFIG, EFFICIENCY, EXCLUDED, MODEL
 
 
 @dataclass
@@ -66,21 +61,15 @@ class TrainResult:
 def claim_run_dir(run_dir: Path, cfg: TrainConfig) -> TrainConfig | None:
     """Check that `run_dir` is new, empty or holds this run; return the stored config (None when new).
 
-    A run with other settings (outside `RUNTIME_FIELDS`) raises a `LungpriorError` naming them.
+    A run with other settings (outside `RUNTIME_FIELDS`) raises a `LungpriorError` naming them. The config is
+    written later, by the lead process, once the run's inputs are checked.
     """
-    path = run_dir / CONFIG
-    if path.is_file():
-        old = TrainConfig.from_json(path)
-        diff = cfg.differences(old)
-        if diff:
-            changes = "; ".join(f"{k}: {getattr(old, k)!r} -> {getattr(cfg, k)!r}" for k in diff)
-            raise LungpriorError(
-                f"{run_dir}: holds a run with other settings ({changes}); use a new --out or the run's own settings"
-            )
-        return old
-    if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
-        raise LungpriorError(f"{run_dir}: folder is not empty and holds no run (no {CONFIG}); use a new --out")
-    return None
+    old = claim_folder(
+        run_dir, CONFIG, cfg.to_dict(), "a run", ignore=RUNTIME_FIELDS,
+        upgrade=lambda stored: TrainConfig.from_dict(stored).to_dict(), record=False,
+        fix="use a new --out or the run's own settings",
+    )
+    return None if old is None else TrainConfig.from_dict(old)
 
 
 def finished_result(run_dir: Path, cfg: TrainConfig) -> TrainResult | None:
@@ -104,17 +93,7 @@ def load_checkpoint(path: Path, what_to_do: str) -> dict[str, Any]:
     A file that is corrupt, truncated or holds anything but tensors and plain data raises a one-line
     `LungpriorError` naming it and ending with `what_to_do`.
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except FileNotFoundError:
-        raise LungpriorError(f"{path}: checkpoint not found; {what_to_do}") from None
-    except pickle.UnpicklingError as exc:
-        reason = unpickling_reason(exc)
-        raise LungpriorError(
-            f"{path}: refused: the checkpoint holds more than tensors and plain data ({reason}); {what_to_do}"
-        ) from None
-    except Exception as exc:
-        raise LungpriorError(f"{path}: corrupt or truncated checkpoint ({one_line(exc, 160)}); {what_to_do}") from None
+    ckpt = load_tensor_file(path, "checkpoint", what_to_do, mmap=True)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise LungpriorError(f"{path}: not a Lightning checkpoint (no state_dict); {what_to_do}")
     return ckpt
@@ -186,14 +165,6 @@ def peak_memory(cuda: bool, rss: PeakRSS | None = None) -> tuple[float, str]:
     if rss is not None and rss.peak_bytes > 0:
         return rss.peak_mb, "rss sampled during the run"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process max rss"
-
-
-def rank() -> int:
-    """This process's global rank as set by the launcher (0 when not distributed)."""
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return 0
 
 
 def _json_number(value: Any) -> Any:

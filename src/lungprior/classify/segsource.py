@@ -7,18 +7,22 @@ in `segment.json` beside the masks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from lungprior.data.runjson import check_segmentation_record, read_json_file
-from lungprior.segment.infer.paths import SETTINGS_FILE
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from lungprior.data.runjson import read_json_file, validate
+from lungprior.errors import LungpriorError
+from lungprior.layout import CHEXMASK_FILE, SEGMENTATION, SETTINGS_FILE
+from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.weights import sha256_file
 
-SEGMENTATION = "segmentation.json"
-#: Written by `lungprior chexmask` beside its `masks/` folder.
-CHEXMASK_FILE = "chexmask.json"
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 def segmentation_record(
@@ -61,3 +65,43 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _auto_model() -> type[BaseModel]:
+    """The schema of the self-prompting cascade's settings, made from `AutoPromptConfig`'s own fields."""
+    hints = typing.get_type_hints(AutoPromptConfig)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(AutoPromptConfig):
+        kind = hints[f.name]
+        if f.name == "prior_boxes":  # JSON has lists, not tuples
+            kind = list[list[float]]
+        fields[f.name] = (kind, None)
+    return create_model("AutoSettings", __config__=_STRICT, **fields)
+
+
+class _Segmentation(BaseModel):
+    model_config = _STRICT
+    source: Literal["model", "chexmask", "masks_dir", "none"]
+    masks_dir: str | None = None
+    backend: str | None = None
+    weights_sha256: str | None = None
+    weights: str | None = None
+    prompt: str | None = None
+    auto: dict[str, Any] | None = None
+    file: str | None = None
+    min_rca: float | None = None
+
+
+def check_segmentation_record(record: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
+    """A `segmentation.json` record checked: known keys and types, the `auto` settings by their own schema."""
+    validate(_Segmentation, record, where)
+    auto = record.get("auto")
+    if auto is not None:
+        model = _auto_model()
+        try:
+            model.model_validate(auto)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(x) for x in first["loc"])
+            raise LungpriorError(f"{where}: auto.{key}: {first['msg']}") from None
+    return dict(record)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from lungprior.classify.config import TrainConfig as DEFAULTS  # every option's default is TrainConfig's
 from lungprior.console import plain_console
 from lungprior.labels import FINDINGS
 
@@ -19,7 +20,7 @@ def train_command(
     manifest: Path = typer.Option(..., "--manifest", help="Classification manifest (NIH format)."),
     out: Path = typer.Option(..., "--out", help="Run folder; rerunning the same command resumes the run there."),
     mode: str = typer.Option(
-        "original", "--mode",
+        DEFAULTS.mode, "--mode",
         help="Spatial prior: original, tight, loose, soft, nolung (lungs removed), bbox (each lung's box), crop "
         "(both lungs' box, resized) or prior-loss (original pixels, attention outside the loose mask penalised).",
     ),
@@ -34,37 +35,42 @@ def train_command(
         "(default 10, none for nolung).",
     ),
     radius_px: float = typer.Option(None, "--radius-px", help="Loose mask: radius in pixels when spacing is unknown."),
-    hull: bool = typer.Option(False, "--hull", help="Loose mask: convex hull of each lung before dilation."),
-    alpha: float = typer.Option(0.3, "--alpha", help="Soft mask: weight kept outside the lungs, in [0, 1]."),
-    fill: str = typer.Option("zero", "--fill", help="What replaces masked-out pixels: zero or mean."),
+    hull: bool = typer.Option(DEFAULTS.hull, "--hull", help="Loose mask: convex hull of each lung before dilation."),
+    alpha: float = typer.Option(DEFAULTS.alpha, "--alpha", help="Soft mask: weight kept outside the lungs, in [0, 1]."),
+    fill: str = typer.Option(DEFAULTS.fill, "--fill", help="What replaces masked-out pixels: zero or mean."),
     prior_weight: float = typer.Option(
-        1.0, "--prior-weight", help="prior-loss: weight of the share of input-gradient energy outside the mask."
+        DEFAULTS.prior_weight, "--prior-weight",
+        help="prior-loss: weight of the share of input-gradient energy outside the mask.",
     ),
     backbone: str = typer.Option(
-        "resnet50", "--backbone", help="timm model name: resnet50, densenet121, efficientnet_b0, ..."
+        DEFAULTS.backbone, "--backbone", help="timm model name: resnet50, densenet121, efficientnet_b0, ..."
     ),
-    image_size: int = typer.Option(224, "--image-size", help="Input size in pixels (images are resized to S x S)."),
-    epochs: int = typer.Option(20, "--epochs", help="Maximum number of epochs."),
+    image_size: int = typer.Option(
+        DEFAULTS.image_size, "--image-size", help="Input size in pixels (images are resized to S x S)."
+    ),
+    epochs: int = typer.Option(DEFAULTS.epochs, "--epochs", help="Maximum number of epochs."),
     batch_size: int = typer.Option(
-        32, "--batch-size",
+        DEFAULTS.batch_size, "--batch-size",
         help="Images per batch and process. DDP with W processes (devices x nodes) trains as one process with "
         "a batch of W x this would: same images per step, same augmentation, BatchNorm over the global batch.",
     ),
-    lr: float = typer.Option(3e-4, "--lr", help="AdamW learning rate (cosine decay over the epochs)."),
-    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW weight decay."),
-    patience: int = typer.Option(5, "--patience", help="Early stopping: epochs without a better val AUROC."),
+    lr: float = typer.Option(DEFAULTS.lr, "--lr", help="AdamW learning rate (cosine decay over the epochs)."),
+    weight_decay: float = typer.Option(DEFAULTS.weight_decay, "--weight-decay", help="AdamW weight decay."),
+    patience: int = typer.Option(
+        DEFAULTS.patience, "--patience", help="Early stopping: epochs without a better val AUROC."
+    ),
     pretrained: str = typer.Option(
-        "none", "--pretrained", help="Initial weights: none, imagenet (timm) or PATH to a state dict file."
+        DEFAULTS.pretrained, "--pretrained", help="Initial weights: none, imagenet (timm) or PATH to a state dict file."
     ),
-    devices: str = typer.Option("auto", "--devices", help="Number of devices, or auto."),
-    accelerator: str = typer.Option("auto", "--accelerator", help="auto, cpu or gpu."),
-    strategy: str = typer.Option("auto", "--strategy", help="auto or ddp."),
-    num_nodes: int = typer.Option(1, "--num-nodes", help="Number of machines."),
+    devices: str = typer.Option(DEFAULTS.devices, "--devices", help="Number of devices, or auto."),
+    accelerator: str = typer.Option(DEFAULTS.accelerator, "--accelerator", help="auto, cpu or gpu."),
+    strategy: str = typer.Option(DEFAULTS.strategy, "--strategy", help="auto or ddp."),
+    num_nodes: int = typer.Option(DEFAULTS.num_nodes, "--num-nodes", help="Number of machines."),
     precision: str = typer.Option(
-        "auto", "--precision", help="auto (16-mixed on CUDA, 32 otherwise), 32, 16-mixed or bf16-mixed."
+        DEFAULTS.precision, "--precision", help="auto (16-mixed on CUDA, 32 otherwise), 32, 16-mixed or bf16-mixed."
     ),
-    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: same settings and seed give the same run."),
+    workers: int = typer.Option(DEFAULTS.workers, "--workers", help="DataLoader worker processes."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Random seed: same settings and seed give the same run."),
     limit_train: int = typer.Option(None, "--limit-train", help="Use a seeded random subset of N train images."),
     cache: Path = typer.Option(
         None, "--cache", help="Input cache folder (default: .lungprior-cache beside the manifest)."
@@ -79,9 +85,9 @@ def train_command(
 ) -> None:
     """Train a multi-label CNN on the five findings; writes weights, logs and efficiency.json to --out."""
     from lungprior.classify import TrainConfig, train  # torch and Lightning load only when training
-    from lungprior.classify.run import rank
     from lungprior.data.atomic import output_dir
-    from lungprior.segment.infer.paths import resolve_masks_dir
+    from lungprior.layout import resolve_masks_dir
+    from lungprior.ranks import global_rank
 
     masks_dir = str(resolve_masks_dir(masks)) if masks else None
     cfg = TrainConfig(
@@ -95,7 +101,7 @@ def train_command(
     )
     output_dir(out)
     result = train(cfg, allow_qc_fail=allow_qc_fail or None)
-    if rank() != 0:  # one summary per run, not one per process
+    if global_rank(devices=cfg.devices) != 0:  # one summary per run, not one per process
         return
     state = "finished (resumed)" if result.resumed else "finished"
     state = "already finished" if result.already_finished else state
@@ -112,7 +118,7 @@ def excluded_line(run_dir: Path) -> str:
     import pandas as pd
 
     from lungprior.classify.data import excluded_counts
-    from lungprior.classify.run import EXCLUDED
+    from lungprior.layout import EXCLUDED
 
     path = Path(run_dir) / EXCLUDED
     if not path.is_file():

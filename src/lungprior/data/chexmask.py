@@ -20,14 +20,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from lungprior.classify.segsource import CHEXMASK_FILE
 from lungprior.data.atomic import atomic_open, write_json
 from lungprior.data.io import image_size, write_mask
 from lungprior.data.limits import check_pixels
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.data.regular import require_regular_file
 from lungprior.errors import ImageReadError, LungpriorError
-from lungprior.segment.infer.paths import MASKS_DIR, mask_name
+from lungprior.layout import CHEXMASK_FILE, MASKS_DIR, mask_name
 
 ID, RCA, LEFT, RIGHT, HEART, HEIGHT, WIDTH = (
     "Image ID", "Dice RCA (Mean)", "Left Lung", "Right Lung", "Heart", "Height", "Width",

@@ -1,27 +1,25 @@
 """A run folder's JSON files are untrusted input: each is checked against a schema before it is used.
 
 Checked: types, finite numbers (no NaN or Infinity) and, where the file has a fixed set of keys, known keys.
-A failure is a one-line `LungpriorError` naming the file and the key (`segmentation.json: auto.threshold: ...`).
+A failure is a one-line `LungpriorError` naming the file and the key (`metrics.json: macro_auroc: ...`).
 `first_non_finite` finds a NaN or an infinity in any JSON-like value (what `json` would write as `NaN`, which
 is not JSON).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lungprior.data.regular import open_regular
 from lungprior.errors import LungpriorError, one_line
 
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 _OPEN = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
@@ -87,49 +85,6 @@ def first_non_finite(value: Any, key: str = "") -> str | None:
 
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _auto_model() -> type[BaseModel]:
-    """The schema of the self-prompting cascade's settings, made from `AutoPromptConfig`'s own fields."""
-    from lungprior.segment.infer.prompts import AutoPromptConfig
-
-    hints = typing.get_type_hints(AutoPromptConfig)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(AutoPromptConfig):
-        kind = hints[f.name]
-        if f.name == "prior_boxes":  # JSON has lists, not tuples
-            kind = list[list[float]]
-        fields[f.name] = (kind, None)
-    config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
-    return create_model("AutoSettings", __config__=config, **fields)
-
-
-class _Segmentation(BaseModel):
-    model_config = _STRICT
-    source: Literal["model", "chexmask", "masks_dir", "none"]
-    masks_dir: str | None = None
-    backend: str | None = None
-    weights_sha256: str | None = None
-    weights: str | None = None
-    prompt: str | None = None
-    auto: dict[str, Any] | None = None
-    file: str | None = None
-    min_rca: float | None = None
-
-
-def check_segmentation_record(record: Any, where: str | os.PathLike[str]) -> dict[str, Any]:
-    """A `segmentation.json` record checked: known keys and types, the `auto` settings by their own schema."""
-    validate(_Segmentation, record, where)
-    auto = record.get("auto")
-    if auto is not None:
-        model = _auto_model()
-        try:
-            model.model_validate(auto)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(x) for x in first["loc"])
-            raise LungpriorError(f"{where}: auto.{key}: {first['msg']}") from None
-    return dict(record)
 
 
 class _Estimate(BaseModel):

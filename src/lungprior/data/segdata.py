@@ -39,7 +39,7 @@ _SUFFIX_RE = re.compile(r"[_\-. ]+(?:" + "|".join(MASK_NAME_SUFFIXES) + r")$", r
 
 
 @dataclass(frozen=True)
-class Pair:
+class ImageMasks:
     """An image and its mask file(s); several masks (right and left lung) are merged by logical OR."""
 
     image_id: str
@@ -112,7 +112,7 @@ def mask_key(stem: str) -> str:
     return _SUFFIX_RE.sub("", stem).lower()
 
 
-def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dict[str, str] | None, list[str]]:
+def validate_pair(pair: ImageMasks, out_dir: Path) -> tuple[dict[str, Any] | None, dict[str, str] | None, list[str]]:
     """Read both files; return (manifest row, None, warnings) or (None, exclusion, warnings).
 
     Merged (several masks) or binarised (non-binary values) masks are written to `out_dir/masks/`.
@@ -175,7 +175,7 @@ def validate_pair(pair: Pair, out_dir: Path) -> tuple[dict[str, Any] | None, dic
 def _collect_pairs(
     images: Path, masks_dir: PathLike | None, left_dir: PathLike | None, right_dir: PathLike | None,
     pairs_csv: PathLike | None,
-) -> tuple[list[Pair], list[dict[str, str]]]:
+) -> tuple[list[ImageMasks], list[dict[str, str]]]:
     if (left_dir is None) != (right_dir is None):
         raise LungpriorError("--masks-left and --masks-right must be given together")
     if left_dir is not None and (masks_dir is not None or pairs_csv is not None):
@@ -198,7 +198,7 @@ def _collect_pairs(
     return pair_by_stem(image_files, masks)
 
 
-def pair_by_stem(images: list[Path], masks: dict[str, list[Path]]) -> tuple[list[Pair], list[dict[str, str]]]:
+def pair_by_stem(images: list[Path], masks: dict[str, list[Path]]) -> tuple[list[ImageMasks], list[dict[str, str]]]:
     """Pair images with one mask per role ("mask", or "right mask" and "left mask") by file stem."""
     excluded: list[dict[str, str]] = []
     by_key: dict[str, list[Path]] = defaultdict(list)
@@ -233,20 +233,20 @@ def pair_by_stem(images: list[Path], masks: dict[str, list[Path]]) -> tuple[list
         if missing:
             excluded.append(_excluded(image.stem, image, f"image without {missing[0]}", "no matching mask file"))
             continue
-        pairs.append(Pair(image.stem, image, tuple(found[key][role] for role in masks)))
+        pairs.append(ImageMasks(image.stem, image, tuple(found[key][role] for role in masks)))
     return pairs, excluded
 
 
 def pairs_from_csv(
     csv_path: PathLike, images_dir: Path, masks_dir: Path
-) -> tuple[list[Pair], list[dict[str, str]]]:
+) -> tuple[list[ImageMasks], list[dict[str, str]]]:
     """Pairs listed in a CSV (columns image, mask); relative paths are taken from the given folders."""
     table = read_csv(csv_path)
     columns = {str(c).strip().lower(): c for c in table.columns}
     if "image" not in columns or "mask" not in columns:
         raise LungpriorError(f"{csv_path}: a pairs CSV needs columns 'image' and 'mask', got {list(table.columns)}")
     excluded: list[dict[str, str]] = []
-    candidates: list[Pair] = []
+    candidates: list[ImageMasks] = []
     for number, (image_cell, mask_cell) in enumerate(
         zip(table[columns["image"]], table[columns["mask"]], strict=True), start=2
     ):
@@ -263,7 +263,7 @@ def pairs_from_csv(
         elif not mask.is_file():
             excluded.append(_excluded(image.stem, mask, "image without mask", f"mask file not found (row {number})"))
         else:
-            candidates.append(Pair(image.stem, image, (mask,)))
+            candidates.append(ImageMasks(image.stem, image, (mask,)))
     counts = Counter(p.image_id.lower() for p in candidates)
     pairs = []
     for pair in candidates:

@@ -28,9 +28,8 @@ from scipy.special import expit, log_expit
 
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
+from lungprior.layout import CALIBRATION, SCORE_PREFIX
 
-SCORE_PREFIX = "p_"
-CALIBRATION = "calibration.json"
 _EPS = 1e-6
 
 MIN_POSITIVES = 5  # fewer validation films with the finding: raw scores (docs/calibration.md)

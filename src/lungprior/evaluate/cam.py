@@ -29,12 +29,12 @@ from torch import nn
 
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
-from lungprior.classify.predict import load_run
+from lungprior.classify.inference import load_run
 from lungprior.data.io import read_mask
 from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS
+from lungprior.layout import mask_path_for
 from lungprior.masks import crop_region
-from lungprior.segment.infer.paths import mask_path_for
 
 MIN_CAM_SIZE = 7  # the coarsest Grad-CAM map (per side) whose attention-in-lung is reported
 CropFn = Callable[[str, tuple[int, ...]], "tuple[slice, slice] | None"]

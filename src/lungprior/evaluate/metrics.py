@@ -15,7 +15,6 @@ from lungprior.evaluate.calibration import apply_calibration, calibration_metric
 from lungprior.evaluate.stats import (
     BootstrapCI,
     DegenerateDataWarning,
-    auprc,
     auroc,
     bootstrap_macro_auroc_ci,
     bootstrap_metric_ci,
@@ -24,8 +23,7 @@ from lungprior.evaluate.stats import (
     youden_threshold,
 )
 from lungprior.labels import FINDINGS, NO_FINDING
-
-SCORE_PREFIX = "p_"
+from lungprior.layout import SCORE_PREFIX
 
 
 def check_predictions(df: pd.DataFrame, what: str = "predictions") -> None:
@@ -201,14 +199,3 @@ def evaluation_metrics(
         "no_finding": nf,
         "warnings": notes,
     }
-
-
-def point_aurocs(df: pd.DataFrame, no_finding: str = "max") -> dict[str, float]:
-    """Plain AUROC per finding and for No Finding (NaN where undefined)."""
-    y, s = label_matrix(df), score_matrix(df)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DegenerateDataWarning)
-        out = {k: auroc(y[:, j], s[:, j]) for j, k in enumerate(FINDINGS)}
-        out[NO_FINDING] = auroc(df[NO_FINDING].to_numpy(), no_finding_score(s, no_finding))
-        out["AUPRC " + NO_FINDING] = auprc(df[NO_FINDING].to_numpy(), no_finding_score(s, no_finding))
-    return out

@@ -10,19 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from lungprior.classify.predict import predict
-from lungprior.classify.run import EFFICIENCY, excluded_ids
+from lungprior.classify.inference import predict_split
+from lungprior.classify.run import excluded_ids
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.errors import LungpriorError
-from lungprior.evaluate.calibration import CALIBRATION, read_calibration
+from lungprior.evaluate.calibration import read_calibration
 from lungprior.evaluate.compare import compare_predictions
 from lungprior.evaluate.metrics import evaluation_metrics
 from lungprior.evaluate.stats import DegenerateDataWarning
 from lungprior.evaluate.steps import StepProgress
+from lungprior.layout import CALIBRATION, CONFIG, EFFICIENCY, METRICS, PREDICTIONS, VAL_PREDICTIONS
 
-PREDICTIONS = "predictions.csv"
-VAL_PREDICTIONS = "predictions_val.csv"
-METRICS = "metrics.json"
 CAM_GALLERY = "cam_gallery.png"
 
 
@@ -41,8 +39,8 @@ def evaluate_run(
         raise LungpriorError(f"{run}: not a finished training run (no {EFFICIENCY}); run `lungprior train` first")
     steps = StepProgress("evaluate", ["predictions", "bootstrap", *(["Grad-CAM"] if cam else [])], enabled=progress)
     with steps.step("predictions", split if split == "val" else f"{split} and val", spinner=False):
-        test = predict(run, split, device=device, progress=progress)
-        val = predict(run, "val", device=device, progress=False) if split != "val" else test
+        test = predict_split(run, split, device=device, progress=progress)
+        val = predict_split(run, "val", device=device, progress=False) if split != "val" else test
     _write_csv(test, run / (PREDICTIONS if split == "test" else f"predictions_{split}.csv"))
     _write_csv(val, run / VAL_PREDICTIONS)
     with warnings.catch_warnings(), steps.step("bootstrap", f"{n_resamples} patient resamples"):
@@ -54,7 +52,7 @@ def evaluate_run(
                                        if k not in ("in_sample", "raw", "calibrated")})
     metrics["split"] = split
     metrics["run"] = str(run)
-    metrics["config"] = json.loads((run / "config.json").read_text())
+    metrics["config"] = json.loads((run / CONFIG).read_text())
     metrics["efficiency"] = json.loads((run / EFFICIENCY).read_text())
     if cam:
         from lungprior.evaluate.cam import cam_analysis

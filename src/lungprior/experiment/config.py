@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from lungprior.classify.config import TrainConfig
 from lungprior.data.runjson import validate
 from lungprior.errors import LungpriorError, one_line
-from lungprior.masks import RADIUS_MODES, MaskSpec
-from lungprior.masks.spec import DEFAULT_RADIUS_MM
+from lungprior.masks import MaskSpec
 
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
@@ -203,53 +203,52 @@ class MaskSettings(_Strict):
     """Loose / prior-loss: dilation radius in mm; bbox / crop: box margin (unset: 10 mm where used)."""
     radius_px: float | None = Field(None, ge=0.0)
     """Radius in pixels for films whose pixel spacing is unknown."""
-    hull: bool = False
+    hull: bool = MaskSpec.hull
     """Loose: convex hull of each lung before dilating."""
-    alpha: float = Field(0.3, ge=0.0, le=1.0)
+    alpha: float = Field(MaskSpec.alpha, ge=0.0, le=1.0)
     """Soft: weight kept outside the lungs, in [0, 1]."""
-    fill: Literal["zero", "mean"] = "zero"
+    fill: Literal["zero", "mean"] = MaskSpec.fill  # type: ignore[assignment]
     """What replaces masked-out pixels: `zero` or `mean`."""
-    prior_weight: float = Field(1.0, ge=0.0)
+    prior_weight: float = Field(MaskSpec.prior_weight, ge=0.0)
     """Prior-loss: weight of the share of input-gradient energy outside the mask."""
 
     def spec(self) -> MaskSpec:
-        default = self.mode in RADIUS_MODES and self.radius_px is None and self.radius_mm is None
-        radius = DEFAULT_RADIUS_MM if default else self.radius_mm
-        return MaskSpec(self.mode, radius, self.radius_px, self.hull, self.alpha, self.fill, self.prior_weight)
+        spec = MaskSpec(self.mode, self.radius_mm, self.radius_px, self.hull, self.alpha, self.fill, self.prior_weight)
+        return spec.with_default_radius()
 
 
 class TrainingSettings(_Strict):
     """Classifier training, for every backbone x mask x seed; the same options as `lungprior train`."""
 
-    backbones: list[BackboneName] = Field(default_factory=lambda: ["resnet50"], min_length=1)
+    backbones: list[BackboneName] = Field(default_factory=lambda: [TrainConfig.backbone], min_length=1)
     """timm model names, e.g. `[resnet50, densenet121]`."""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [TrainConfig.seed], min_length=1)
     """Training seeds; each backbone x mask is trained once per seed."""
-    image_size: int = Field(224, ge=16)
+    image_size: int = Field(TrainConfig.image_size, ge=16)
     """Input size in pixels (films are resized to S x S)."""
-    epochs: int = Field(20, ge=1)
+    epochs: int = Field(TrainConfig.epochs, ge=1)
     """Maximum number of epochs."""
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(TrainConfig.batch_size, ge=1)
     """Images per batch and process."""
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(TrainConfig.lr, gt=0.0)
     """AdamW learning rate (cosine decay over the epochs)."""
-    weight_decay: float = Field(1e-4, ge=0.0)
+    weight_decay: float = Field(TrainConfig.weight_decay, ge=0.0)
     """AdamW weight decay."""
-    patience: int = Field(5, ge=1)
+    patience: int = Field(TrainConfig.patience, ge=1)
     """Early stopping: epochs without a better validation AUROC."""
-    pretrained: str = "none"
+    pretrained: str = TrainConfig.pretrained
     """Initial weights: `none`, `imagenet` (timm) or a path to a state-dict file."""
-    devices: Annotated[str, AfterValidator(_devices)] = "auto"
+    devices: Annotated[str, AfterValidator(_devices)] = TrainConfig.devices
     """Number of devices, or `auto`."""
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu"] = TrainConfig.accelerator  # type: ignore[assignment]
     """`auto`, `cpu` or `gpu`."""
-    strategy: Literal["auto", "ddp"] = "auto"
+    strategy: Literal["auto", "ddp"] = TrainConfig.strategy  # type: ignore[assignment]
     """`auto` or `ddp` (several GPUs or machines)."""
-    num_nodes: int = Field(1, ge=1)
+    num_nodes: int = Field(TrainConfig.num_nodes, ge=1)
     """Number of machines."""
-    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = TrainConfig.precision  # type: ignore[assignment]
     """`auto` (16-mixed on CUDA, 32 otherwise), `32`, `16-mixed` or `bf16-mixed`."""
-    workers: int = Field(0, ge=0)
+    workers: int = Field(TrainConfig.workers, ge=0)
     """DataLoader worker processes."""
     limit_train: int | None = Field(None, ge=1)
     """Train on a seeded random subset of this many training films."""

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from lungprior.classify.run import HISTORY
 from lungprior.data.atomic import atomic_path, write_json
 from lungprior.data.runjson import validate
 from lungprior.errors import LungpriorError
@@ -32,6 +31,7 @@ from lungprior.experiment.config import ExperimentConfig, read_yaml_mapping
 from lungprior.experiment.runner import RUNTIME_TRAINING, Log, run_experiment
 from lungprior.experiment.stages import content_hash, finished_record
 from lungprior.labels import NO_FINDING
+from lungprior.layout import HISTORY
 from lungprior.masks.spec import CONTROL_MODES
 
 #: Written in a cell's folder when it finishes: the cell settings' hash and its runs' records.

@@ -18,7 +18,6 @@ from typing import Any
 
 from lungprior.experiment.config import ExperimentConfig, MaskSettings, SegmentationSettings
 from lungprior.experiment.progress import RunProgress
-from lungprior.experiment.ranks import is_lead
 from lungprior.experiment.stages import (
     StageOutcome,
     content_hash,
@@ -28,6 +27,7 @@ from lungprior.experiment.stages import (
     wait_for_stage,
 )
 from lungprior.quiet import lightning_quiet
+from lungprior.ranks import is_lead
 
 Log = Callable[[str], None]
 #: Training settings that say how a run is computed, not what it computes: a finished run is reused across them.
@@ -120,7 +120,7 @@ def segmentation_stage(cfg: ExperimentConfig, exp: Path, data: StageOutcome) -> 
     if seg.source == "chexmask":
         return run_stage("segmentation", exp / "segmentation", key, lambda folder: _chexmask(seg, manifest, folder))
     if seg.source == "masks_dir":
-        from lungprior.segment.infer.paths import resolve_masks_dir
+        from lungprior.layout import resolve_masks_dir
 
         given = seg.masks_dir or ""
         return run_stage("segmentation", exp / "segmentation", key,
@@ -166,7 +166,7 @@ def _chexmask(seg: SegmentationSettings, manifest: Path, folder: Path) -> dict[s
 
     from lungprior.data.chexmask import convert_chexmask
     from lungprior.data.manifest import read_manifest, write_manifest
-    from lungprior.segment.infer.paths import mask_path_for
+    from lungprior.layout import mask_path_for
 
     result = convert_chexmask(seg.file or "", manifest, folder / "chexmask", min_rca=seg.min_rca)
     df = read_manifest(manifest)
@@ -187,7 +187,7 @@ def run_stage_for(cfg: ExperimentConfig, exp: Path, data: StageOutcome, seg: Sta
                   mask: MaskSettings, seed: int, *, lead: bool | None = None) -> StageOutcome:
     """Train and evaluate one grid cell (other processes of a DDP launch train alongside the lead, then wait)."""
     from lungprior.classify.config import TrainConfig
-    from lungprior.classify.train import train
+    from lungprior.classify.training import train
     from lungprior.evaluate.run_eval import evaluate_run
 
     t = cfg.training

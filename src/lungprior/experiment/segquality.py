@@ -10,7 +10,7 @@ import pandas as pd
 from lungprior.data.io import read_mask
 from lungprior.data.manifest import read_manifest
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import mask_path_for
+from lungprior.layout import mask_path_for
 from lungprior.segment.overlap import dice, iou
 
 

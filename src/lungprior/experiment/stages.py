@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lungprior.data.atomic import write_json
-from lungprior.experiment.ranks import is_lead
+from lungprior.ranks import is_lead
 
 STAGE_FILE = "stage.json"
 
@@ -74,7 +74,7 @@ def run_stage(
     """Run `work(folder)` unless `folder/stage.json` records the same `key`; record its result dict.
 
     In a process other than the lead of a multi-process launch (`lead` False; by default from the environment,
-    see `ranks.is_lead`) wait for the lead's record instead.
+    see `lungprior.ranks.is_lead`) wait for the lead's record instead.
     """
     out = Path(folder)
     record = finished_record(out, key)

@@ -10,12 +10,13 @@ from typing import Any
 import pandas as pd
 
 from lungprior.data.atomic import atomic_path
-from lungprior.evaluate.run_eval import METRICS, load_calibration, paired_predictions
+from lungprior.evaluate.run_eval import load_calibration, paired_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning, holm_adjust_bounds
 from lungprior.evaluate.testability import COUNT_COLUMNS, testability
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import METRICS
 
 MACRO = "macro AUROC"
 COMPARISON_COLUMNS = ["backbone", "seed", "a", "b", "target", "auc_a", "auc_b", "diff", "z", "p", "p_bound", "p_holm",

@@ -13,10 +13,10 @@ from lungprior.data.atomic import atomic_path
 from lungprior.data.io import read_image, read_mask
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import LungpriorError
+from lungprior.layout import mask_path_for, resolve_masks_dir
 from lungprior.masks.ops import tight_mask
 from lungprior.masks.spec import MaskSpec, apply_prior, prior_weight
 from lungprior.plotting import plt
-from lungprior.segment.infer.paths import mask_path_for, resolve_masks_dir
 
 TIGHT_COLOR = "#34c759"
 CHOSEN_COLOR = "#ff9500"

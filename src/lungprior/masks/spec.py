@@ -6,7 +6,7 @@ penalised in training), soft, bbox, loose, crop, tight; and the control `nolung`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -79,6 +79,12 @@ class MaskSpec:
                 f"{self.mode} mask radius given in mm but the image's pixel spacing is unknown; pass radius_px"
             )
         raise LungpriorError(f"{self.mode} mask needs radius_mm (with a known pixel spacing) or radius_px")
+
+    def with_default_radius(self) -> MaskSpec:
+        """This spec, with DEFAULT_RADIUS_MM where its mode uses a radius and none is given."""
+        if self.mode in RADIUS_MODES and not self.has_radius:
+            return replace(self, radius_mm=DEFAULT_RADIUS_MM)
+        return self
 
     @property
     def has_radius(self) -> bool:

@@ -13,7 +13,7 @@ import torch
 from lungprior.classify.backbone import normalisation
 from lungprior.classify.cache import render_arrays
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.predict import load_run
+from lungprior.classify.inference import load_run
 from lungprior.errors import LungpriorError, one_line
 from lungprior.evaluate.calibration import calibrate_scores
 from lungprior.evaluate.calibration import read_calibration as read_calibration_file
@@ -32,7 +32,9 @@ def model_input(
     return x[None, None].astype(np.float32), view
 
 
-class Classifier(Protocol):
+class ScoringEngine(Protocol):
+    """What scores films in `predict`: the PyTorch model or its ONNX export."""
+
     name: str
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from lungprior.data.dicom import pixel_spacing
 from lungprior.data.io import is_image_file
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import LungpriorError, shown
-from lungprior.segment.infer.paths import mask_name
+from lungprior.layout import mask_name
 
 #: The settings file `predict_films` writes in its output folder (`pipeline.SETTINGS`): it marks an output folder.
 PREDICT_SETTINGS = "predict.json"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from lungprior.evaluate.calibration import calibration_status, read_calibration
 from lungprior.labels import FINDINGS
+from lungprior.layout import score_column
 from lungprior.report.html import write_page
 
 _STYLE = """
@@ -31,7 +32,7 @@ def write_index(out_dir: str | os.PathLike[str], table: pd.DataFrame, errors: pd
     """Write `OUT/index.html`: scored films by descending top-finding probability, then unscored, then errors."""
     out = Path(out_dir)
     scored = table[table["scored"] == "yes"].copy()
-    scored["_top"] = scored[[f"p_{k}" for k in FINDINGS]].astype(float).max(axis=1)
+    scored["_top"] = scored[[score_column(k) for k in FINDINGS]].astype(float).max(axis=1)
     scored = scored.sort_values(["_top", "image_id"], ascending=[False, True])
     rest = table[table["scored"] != "yes"].sort_values("image_id")
     heads = "".join(f"<th>{html.escape(k)}</th>" for k in (*FINDINGS, "No Finding"))
@@ -77,7 +78,7 @@ def _row(r: pd.Series, rank: int | None) -> str:
     cells = []
     top = str(r.get("top_finding", ""))
     for k in FINDINGS:
-        v = r.get(f"p_{k}")
+        v = r.get(score_column(k))
         text = f"{float(v):.3f}" if r["scored"] == "yes" and pd.notna(v) and str(v) != "" else "–"
         cells.append(f"<td class='num{' top' if k == top else ''}'>{text}</td>")
     nf = r.get("p_no_finding")

@@ -20,15 +20,16 @@ import numpy as np
 import pandas as pd
 
 from lungprior.classify.config import TrainConfig
-from lungprior.classify.run import CONFIG, MODEL
-from lungprior.data.atomic import write_json
+from lungprior.data.claim import claim_folder
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import locks_output
 from lungprior.errors import ImageReadError, LungpriorError
 from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS
+from lungprior.layout import CONFIG, METRICS, MODEL, mask_name, score_column
 from lungprior.predict.classifier import (
     OnnxClassifier,
+    ScoringEngine,
     TorchClassifier,
     calibrate,
     model_input,
@@ -39,12 +40,11 @@ from lungprior.predict.figure import film_figure
 from lungprior.predict.inputs import Film, collect_films, film_spacing
 from lungprior.predict.page import write_index
 from lungprior.predict.segmenter import Segmenter, resolve_segmentation
-from lungprior.segment.infer.paths import mask_name
 from lungprior.segment.infer.records import CsvLog, read_rows, write_rows
 
 COLUMNS: tuple[str, ...] = (
-    "image_id", "path", "scored", "status", *(f"p_{k}" for k in FINDINGS), "p_no_finding", "top_finding",
-    "calibrated", "qc_flag", "qc_reason", "area_fraction", "mask_path", "figure",
+    "image_id", "path", "scored", "status", *(score_column(k) for k in FINDINGS), score_column("no_finding"),
+    "top_finding", "calibrated", "qc_flag", "qc_reason", "area_fraction", "mask_path", "figure",
 )
 ERROR_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")
 SETTINGS = "predict.json"
@@ -104,7 +104,7 @@ def predict_films(
     settings = {"run": str(run.resolve()), "engine": engine, "allow_qc_fail": allow_qc_fail, "cam": cam,
                 "segmentation": seg.to_dict(), "spacing_mm": spacing_mm, "calibrated": calibration is not None,
                 "no_finding": method}
-    _claim(out, settings)
+    claim_folder(out, SETTINGS, settings, "predictions", owns_folder=False)  # other settings: refused
     pred_path, err_path = out / "predictions.csv", out / "errors.csv"
     done = {r["image_id"] for r in read_rows(pred_path, COLUMNS)} if pred_path.is_file() else set()
     todo = [f for f in films if f.image_id not in done]
@@ -147,7 +147,7 @@ def predict_films(
 def _run_no_finding(run: Path) -> str:
     """The No Finding method of the run's evaluation (`metrics.json`), or "max"."""
     try:
-        method = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["no_finding"]["method"]
+        method = json.loads((run / METRICS).read_text(encoding="utf-8"))["no_finding"]["method"]
     except (OSError, ValueError, KeyError, TypeError):
         return "max"
     return str(method)
@@ -171,24 +171,6 @@ def _check_spacing(cfg: TrainConfig, films: list[Film]) -> None:
         )
 
 
-def _claim(out: Path, settings: dict[str, Any]) -> None:
-    """Record the settings in a new folder; refuse one holding a batch made with other settings."""
-    path = out / SETTINGS
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LungpriorError(f"{path}: unreadable ({exc})") from None
-        new = json.loads(json.dumps(settings))
-        for key in sorted(set(old) | set(new)):
-            if old.get(key) != new.get(key):
-                raise LungpriorError(f"{out}: holds predictions made with other settings ({key}: {old.get(key)} "
-                                     f"now {new.get(key)}); use a new --out folder")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(path, settings)
-
-
 def _exported(run: Path, out: Path) -> Path:
     from lungprior.classify.export import ONNX_FILE, export_run
 
@@ -201,7 +183,7 @@ def _exported(run: Path, out: Path) -> Path:
 class _Step:
     """One film: decode -> segment -> QC -> mask -> score -> Grad-CAM -> picture; returns its row."""
 
-    def __init__(self, cfg: TrainConfig, segmenter: Segmenter, scorer: Any, cam_model: TorchClassifier | None,
+    def __init__(self, cfg: TrainConfig, segmenter: Segmenter, scorer: ScoringEngine, cam_model: TorchClassifier | None,
                  calibration: dict | None, allow_qc_fail: bool, spacing_mm: float | None, out: Path,
                  times: dict[str, float], no_finding: str) -> None:
         self.cfg, self.segmenter, self.scorer, self.cam_model = cfg, segmenter, scorer, cam_model
@@ -262,7 +244,7 @@ class _Step:
         status = "scored" if qc["flag"] == "ok" else "scored although lung QC failed (--allow-qc-fail)"
         row.update(scored="yes", status=status, top_finding=FINDINGS[top], figure=f"films/{figure.name}",
                    p_no_finding=f"{float(no_finding_score(probs[None], self.no_finding)[0]):.6f}",
-                   **{f"p_{k}": f"{float(p):.6f}" for k, p in zip(FINDINGS, probs, strict=True)})
+                   **{score_column(k): f"{float(p):.6f}" for k, p in zip(FINDINGS, probs, strict=True)})
         cam = self.cam_model.cam(x, top) if self.cam_model is not None else None
         t = self._timed("cam", t)
         film_figure(figure, image, lungs.mask, view, cam, probs, title=film.image_id, top=top,

@@ -10,8 +10,10 @@ import pandas as pd
 from PIL import Image
 from sklearn.metrics import roc_curve
 
+from lungprior.evaluate.metrics import score_matrix
 from lungprior.evaluate.stats import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import score_column
 from lungprior.plotting import plt
 
 MODE_ORDER = {"tight": 0, "crop": 1, "loose": 2, "bbox": 3, "soft": 4, "prior": 5, "original": 6, "nolung": 7}
@@ -53,9 +55,9 @@ def roc_figure(predictions: dict[str, pd.DataFrame], no_finding: str) -> str:
         for mask, df in predictions.items():
             if target == NO_FINDING:
                 y = df[NO_FINDING].to_numpy()
-                s = no_finding_score(df[[f"p_{k}" for k in FINDINGS]].to_numpy(), no_finding)
+                s = no_finding_score(score_matrix(df), no_finding)
             else:
-                y, s = df[target].to_numpy(), df[f"p_{target}"].to_numpy()
+                y, s = df[target].to_numpy(), df[score_column(target)].to_numpy()
             if y.min() == y.max():
                 continue
             fpr, tpr, _ = roc_curve(y, s)

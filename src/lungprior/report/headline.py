@@ -16,6 +16,7 @@ import pandas as pd
 from lungprior.errors import LungpriorError
 from lungprior.evaluate.testability import format_p
 from lungprior.experiment.tables import MACRO
+from lungprior.layout import PREDICTIONS
 from lungprior.masks.spec import CONTROL_MODES
 from lungprior.report import claims
 
@@ -31,7 +32,7 @@ def _test_size(exp: Path) -> str:
     """'88 test films, 41 patients' from the first run's predictions ('' when unknown)."""
     for marker in sorted((exp / "runs").glob("*/stage.json")):
         try:
-            preds = pd.read_csv(Path(json.loads(marker.read_text())["run_dir"]) / "predictions.csv")
+            preds = pd.read_csv(Path(json.loads(marker.read_text())["run_dir"]) / PREDICTIONS)
         except (OSError, KeyError, ValueError):
             continue
         return f"{len(preds)} test films, {preds['patient_id'].nunique()} patients"

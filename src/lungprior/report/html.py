@@ -20,6 +20,7 @@ from lungprior.evaluate.testability import format_p
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.segquality import flagged_count
 from lungprior.labels import FINDINGS, LABELS, NO_FINDING
+from lungprior.layout import METRICS
 from lungprior.report import claims, figures
 from lungprior.report.findings import findings_sentences, seed_marker
 from lungprior.report.forest import forest_section
@@ -99,7 +100,7 @@ def _segmentation_section(cfg: ExperimentConfig, manifest: Path, seg: dict | Non
 
 
 def _overlay(cfg: ExperimentConfig, manifest: Path, masks_dir: Path) -> str:
-    from lungprior.segment.infer.paths import mask_path_for
+    from lungprior.layout import mask_path_for
 
     df = read_manifest(manifest)
     test = df[df["split"] == "test"].head(4)
@@ -193,7 +194,7 @@ def calibration_table(runs: list[dict[str, Any]]) -> pd.DataFrame:
     """Per run: No Finding AUROC from calibrated and raw probabilities, mean ECE and Brier raw -> calibrated."""
     rows = []
     for r in runs:
-        path = Path(r["run_dir"]) / "metrics.json"
+        path = Path(r["run_dir"]) / METRICS
         if not path.is_file():
             continue
         m = json.loads(path.read_text())
@@ -292,7 +293,7 @@ def _unmeasured_attention(runs: list[dict[str, Any]]) -> str:
     """Why attention in the lungs was not measured (a too coarse Grad-CAM map), from the first run that says so."""
     for r in runs:
         try:
-            att = json.loads((Path(r["run_dir"]) / "metrics.json").read_text()).get("attention") or {}
+            att = json.loads((Path(r["run_dir"]) / METRICS).read_text()).get("attention") or {}
         except (OSError, ValueError):
             continue
         if att.get("not_measurable"):

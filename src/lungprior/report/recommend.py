@@ -23,20 +23,22 @@ import pandas as pd
 
 from lungprior.evaluate.bootstrap import cluster_weights, weighted_auroc
 from lungprior.evaluate.calibration import apply_calibration, read_calibration
+from lungprior.evaluate.metrics import score_matrix
 from lungprior.evaluate.scores import no_finding_score
 from lungprior.labels import FINDINGS, NO_FINDING
+from lungprior.layout import PREDICTIONS, score_column
 from lungprior.masks.spec import CONTROL_MODES
 from lungprior.report import claims
 from lungprior.report.findings import seed_marker
 
-RADIUS_MODES = ("tight", "loose", "original")
+RADIUS_CANDIDATES = ("tight", "loose", "original")  # the "best radius" choice: 0 mm, r mm, the whole film
 CHANCE = 0.5
 NONE = "none (no input above chance)"
 
 
 def calibrated_predictions(run: dict[str, Any]) -> pd.DataFrame:
     """A run's test predictions by image, calibrated with its `calibration.json` (as every other No Finding score)."""
-    df = pd.read_csv(Path(run["run_dir"]) / "predictions.csv", dtype={"image_id": str, "patient_id": str})
+    df = pd.read_csv(Path(run["run_dir"]) / PREDICTIONS, dtype={"image_id": str, "patient_id": str})
     calib = read_calibration(run["run_dir"])
     df = apply_calibration(df, calib) if calib is not None else df
     return df.sort_values("image_id").reset_index(drop=True)
@@ -48,8 +50,8 @@ def _radius(run: dict[str, Any]) -> float:
 
 def _scores(df: pd.DataFrame, target: str, no_finding: str) -> tuple[np.ndarray, np.ndarray]:
     if target == NO_FINDING:
-        return df[NO_FINDING].to_numpy(), no_finding_score(df[[f"p_{k}" for k in FINDINGS]].to_numpy(), no_finding)
-    return df[target].to_numpy(), df[f"p_{target}"].to_numpy()
+        return df[NO_FINDING].to_numpy(), no_finding_score(score_matrix(df), no_finding)
+    return df[target].to_numpy(), df[score_column(target)].to_numpy()
 
 
 def choose(runs: list[dict[str, Any]], *, modes: tuple[str, ...] | None = None, n_resamples: int = 500,
@@ -143,7 +145,7 @@ def recommendation_section(runs: list[dict[str, Any]], no_finding: str, table: C
                      "in k of n seeds, sig.: adjusted p &lt; 0.05), the same claim as the AUROC table; a highest "
                      "AUROC without a significant comparison is not evidence that the prior helps.</p>"
                      + table(shown))
-    radius = choose(runs, modes=RADIUS_MODES, n_resamples=n_resamples, no_finding=no_finding)
+    radius = choose(runs, modes=RADIUS_CANDIDATES, n_resamples=n_resamples, no_finding=no_finding)
     radius = radius[radius["best"] != NONE] if not radius.empty else radius
     if not radius.empty:
         shown = radius.assign(radius=[_radius_text(r) for r in radius["radius_mm"]],

@@ -18,9 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from lungprior.classify.run import EXCLUDED, HISTORY
-from lungprior.evaluate.run_eval import METRICS
 from lungprior.labels import FINDINGS
+from lungprior.layout import EXCLUDED, HISTORY, METRICS
 from lungprior.report.claims import testable
 
 

@@ -1,7 +1,7 @@
 """Box-prompted lung segmentation backends: LiteMedSAM (default) and MedSAM ViT-B.
 
 Usage: `backend = create_backend("litemedsam")` (bundled, SHA-256-verified weights), then
-`probs = backend.predict(image, boxes)` gives (K, H, W) probabilities; masks are `probs > 0.5`.
+`probs = backend.box_probabilities(image, boxes)` gives (K, H, W) probabilities; masks are `probs > 0.5`.
 """
 
 from __future__ import annotations

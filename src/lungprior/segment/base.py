@@ -53,7 +53,7 @@ class SegBackend(Protocol):
         """(K, 1, 256, 256) logits -> (K, H, W) probabilities at the original size."""
         ...
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def box_probabilities(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Float H x W image and (K, 4) boxes in original pixels -> (K, H, W) probabilities."""
         ...
 
@@ -104,7 +104,7 @@ class SamStyleBackend:
         with self._grad_context():
             return decode_prompts(self.model, embedding.to(self.device), boxes.to(self.device, torch.float32))
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def box_probabilities(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Float H x W image and (K, 4) [x0, y0, x1, y1] boxes in its pixels -> (K, H, W) probabilities.
 
         The encoder runs once; all boxes are decoded together. Threshold the result at 0.5 for masks.

@@ -31,7 +31,7 @@ from lungprior.data.ignore import drop_ignored, read_mask_ignore
 from lungprior.data.io import read_image, read_mask, write_png
 from lungprior.data.manifest import read_csv, resolve
 from lungprior.errors import ImageReadError, LungpriorError
-from lungprior.segment.infer.paths import QC_FILE, mask_name, resolve_masks_dir
+from lungprior.layout import QC_FILE, mask_name, resolve_masks_dir
 from lungprior.segment.overlap import dice, iou
 
 PathLike = str | os.PathLike[str]

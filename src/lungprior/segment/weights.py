@@ -11,8 +11,9 @@ from types import ModuleType
 
 import torch
 
+from lungprior.checkpoints import load_tensor_file
 from lungprior.data.regular import open_regular
-from lungprior.errors import LungpriorError, unpickling_reason
+from lungprior.errors import LungpriorError
 from lungprior.extras import require
 
 LITEMEDSAM_SIZE = 39_370_479
@@ -74,15 +75,6 @@ def bundled_litemedsam_weights() -> Path:
     return path
 
 
-def _read_checkpoint(path: Path) -> object:
-    if not path.is_file():
-        raise LungpriorError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for unreadable or unsafe files
-        raise LungpriorError(f"{path}: cannot read checkpoint ({unpickling_reason(exc)})") from None
-
-
 def extract_state_dict(checkpoint: object, path: str | os.PathLike[str] = "<checkpoint>") -> dict[str, torch.Tensor]:
     """The tensor state dict inside a plain, {"model": sd, ...} or {"state_dict": sd, ...} checkpoint.
 
@@ -118,7 +110,7 @@ def load_state_dict_flexible(model: torch.nn.Module, path: str | os.PathLike[str
     the file and a few of the keys; the model is left unchanged in that case.
     """
     file = Path(path)
-    state = extract_state_dict(_read_checkpoint(file), file)
+    state = extract_state_dict(load_tensor_file(file), file)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

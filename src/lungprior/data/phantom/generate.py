@@ -11,7 +11,6 @@ generation resumes; a different config in a non-empty folder is refused.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 from pathlib import Path
@@ -22,12 +21,12 @@ from PIL import Image
 from rich.progress import Progress
 
 from lungprior.data.atomic import atomic_path, remove_stale_temps, write_json
+from lungprior.data.claim import claim_folder
 from lungprior.data.lock import folder_lock
 from lungprior.data.manifest import SPLITS, write_manifest
 from lungprior.data.phantom.config import PhantomConfig
 from lungprior.data.phantom.plan import FilmPlan, plan_benchmark
 from lungprior.data.phantom.render import render_film
-from lungprior.errors import LungpriorError
 from lungprior.labels import FINDINGS, LABELS
 
 SUBDIRS = ("images", "masks", "lesions")
@@ -117,17 +116,6 @@ def _write_film(plan: FilmPlan, size: int, out: Path) -> None:
 
 def _claim_folder(out: Path, cfg: PhantomConfig) -> None:
     """Record the config in `out/phantom.json`; refuse a folder holding another benchmark or other files."""
-    meta = out / "phantom.json"
-    wanted = cfg.to_dict()
-    if meta.is_file():
-        try:
-            existing = json.loads(meta.read_text())
-        except json.JSONDecodeError:
-            existing = None
-        if existing != wanted:
-            raise LungpriorError(f"{out}: holds a benchmark generated with other settings; choose a new --out folder")
-    elif out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):  # hidden: the lock
-        raise LungpriorError(f"{out}: folder is not empty and holds no benchmark; choose a new --out folder")
+    claim_folder(out, "phantom.json", cfg.to_dict(), "a benchmark", fix="choose a new --out folder")
     for sub in SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    write_json(meta, wanted)

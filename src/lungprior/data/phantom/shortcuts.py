@@ -26,13 +26,6 @@ from lungprior.labels import FINDINGS
 
 BASE_RATE = 0.2
 PLACEMENTS = ("mixed", "far")
-MARKERS: dict[str, str] = {
-    "Mass": "side_marker",
-    "Nodule": "burned_text",
-    "Pneumonia": "lead_wire",
-    "Edema": "border_band",
-    "Fibrosis": "electrode",
-}
 _GLYPH_R = ["1110", "1001", "1001", "1110", "1010", "1001", "1001"]
 
 

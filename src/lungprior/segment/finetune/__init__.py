@@ -15,7 +15,7 @@ from __future__ import annotations
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.config import AUTO_BUDGET, RECIPES, FinetuneConfig, Recipe
 from lungprior.segment.finetune.data import (
-    Pair,
+    TrainingPair,
     jitter_boxes,
     jitter_rng,
     load_pairs,
@@ -40,8 +40,8 @@ __all__ = [
     "LungMetrics",
     "LungPromptDataset",
     "MaskedSegLoss",
-    "Pair",
     "Recipe",
+    "TrainingPair",
     "base_weights",
     "check_pairs",
     "collate",

@@ -33,7 +33,7 @@ _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
-class Pair:
+class TrainingPair:
     """One image and its ground-truth lung mask (pixels >= 128 are lung; grey 127 may mean "ignore")."""
 
     image_id: str
@@ -42,7 +42,7 @@ class Pair:
     split: str
 
 
-def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
+def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[TrainingPair]:
     """Image–mask pairs of one split from a segdata folder or a synthetic-benchmark (phantom) folder.
 
     A `manifest.csv` with a `mask_path` column is a segdata manifest; otherwise it is an NIH-format
@@ -63,7 +63,7 @@ def load_pairs(data_dir: str | os.PathLike[str], split: str) -> list[Pair]:
             raise LungpriorError(f"{folder}: manifest has no mask_path column and there is no masks/ folder")
         masks = [folder / "masks" / f"{i}.png" for i in df["image_id"].astype(str)]
     columns = (df["image_id"].astype(str), df["path"].astype(str), masks, df["split"].astype(str))
-    pairs = [Pair(i, resolve(df, p), m, s) for i, p, m, s in zip(*columns, strict=True)]
+    pairs = [TrainingPair(i, resolve(df, p), m, s) for i, p, m, s in zip(*columns, strict=True)]
     return [p for p in pairs if p.split == split]
 
 
@@ -92,7 +92,9 @@ def replay_folder(replay: str, data: str | os.PathLike[str], out: str | os.PathL
     return folder
 
 
-def with_replay(pairs: list[Pair], replay: str | os.PathLike[str] | None, limit: int | None = None) -> list[Pair]:
+def with_replay(
+    pairs: list[TrainingPair], replay: str | os.PathLike[str] | None, limit: int | None = None
+) -> list[TrainingPair]:
     """`pairs` plus the training pairs of the `replay` folder (at most `limit`); image ids must not repeat."""
     if replay is None:
         return pairs
@@ -106,7 +108,7 @@ def with_replay(pairs: list[Pair], replay: str | os.PathLike[str] | None, limit:
     return pairs + extra
 
 
-def read_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_pair(pair: TrainingPair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The float [0, 1] image, its bool lung mask and bool ignore mask; `LungpriorError` naming the file if unusable."""
     image, meta = read_image(pair.image)
     mask, ignore = read_mask_ignore(pair.mask, shape=meta.shape)

@@ -14,7 +14,7 @@ from lungprior.console import plain_console
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
-from lungprior.segment.finetune.data import LOW_RES, MAX_LUNGS, Pair, lung_targets, read_pair
+from lungprior.segment.finetune.data import LOW_RES, MAX_LUNGS, TrainingPair, lung_targets, read_pair
 from lungprior.segment.finetune.views import make_view, view_key
 from lungprior.segment.infer.prompts import prior_boxes
 from lungprior.segment.preprocess import Transform
@@ -35,7 +35,7 @@ class LungPromptDataset(Dataset):
 
     def __init__(
         self,
-        pairs: list[Pair],
+        pairs: list[TrainingPair],
         backend: SegBackend,
         cache: EmbeddingCache | None = None,
         *,
@@ -144,10 +144,15 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def check_pairs(
-    pairs: list[Pair], cache: EmbeddingCache | None = None, *, views: int = 1, seed: int = 0, progress: bool = False
-) -> tuple[list[Pair], list[dict[str, str]]]:
+    pairs: list[TrainingPair],
+    cache: EmbeddingCache | None = None,
+    *,
+    views: int = 1,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[list[TrainingPair], list[dict[str, str]]]:
     """Read every pair (and, with a cache, encode its `views` views); unusable pairs are recorded and left out."""
-    ok: list[Pair] = []
+    ok: list[TrainingPair] = []
     errors: list[dict[str, str]] = []
     label = "caching image embeddings" if cache is not None else "checking image–mask pairs"
     bar = track(pairs, description=label, disable=not progress, transient=True, console=plain_console(stderr=True))

@@ -24,7 +24,7 @@ from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.callbacks import LastCheckpoint, RunRecorder
 from lungprior.segment.finetune.config import FinetuneConfig, device_count
-from lungprior.segment.finetune.data import Pair
+from lungprior.segment.finetune.data import TrainingPair
 from lungprior.segment.finetune.dataset import EpochShuffle, LungPromptDataset, collate
 from lungprior.segment.finetune.module import LungFinetuneModule
 
@@ -32,8 +32,8 @@ from lungprior.segment.finetune.module import LungFinetuneModule
 def train_model(
     cfg: FinetuneConfig,
     backend: SegBackend,
-    train_pairs: list[Pair],
-    val_pairs: list[Pair] | None,
+    train_pairs: list[TrainingPair],
+    val_pairs: list[TrainingPair] | None,
     *,
     cache: EmbeddingCache | None,
     accelerator: str,

@@ -23,7 +23,7 @@ from lungprior.data.ignore import drop_ignored
 from lungprior.errors import LungpriorError
 from lungprior.segment.base import SegBackend
 from lungprior.segment.embeddings import EmbeddingCache
-from lungprior.segment.finetune.data import Pair, lung_boxes, read_pair
+from lungprior.segment.finetune.data import TrainingPair, lung_boxes, read_pair
 from lungprior.segment.infer.predictor import LungPredictor
 
 METRIC_NAMES: tuple[str, ...] = ("dice", "iou", "hd95")
@@ -73,7 +73,7 @@ def mean_metrics(rows: list[Mapping[str, float]]) -> dict[str, float]:
 
 def evaluate_segmentation(
     backend: SegBackend,
-    pairs: list[Pair],
+    pairs: list[TrainingPair],
     boxes: str | Mapping[str, np.ndarray] = "gt",
     *,
     cache: EmbeddingCache | None = None,
@@ -121,7 +121,7 @@ def evaluate_segmentation(
     }
 
 
-def _given_boxes(boxes: Mapping[str, np.ndarray], pair: Pair) -> np.ndarray:
+def _given_boxes(boxes: Mapping[str, np.ndarray], pair: TrainingPair) -> np.ndarray:
     if pair.image_id not in boxes:
         raise LungpriorError(f"{pair.image_id}: no boxes given for this image")
     return np.asarray(boxes[pair.image_id], dtype=np.float64)

@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 import lungprior
 from lungprior.data.atomic import write_json
+from lungprior.data.claim import claim_folder
 from lungprior.errors import LungpriorError
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.finetune.config import FinetuneConfig, resolve_accelerator, resolve_freeze, resolve_precision
@@ -54,7 +55,10 @@ def finetune(cfg: FinetuneConfig, *, progress: bool = False) -> FinetuneResult:
     """Fine-tune `cfg.backend` on `cfg.data` and write the run folder `cfg.out` (see the module docstring)."""
     start = time.perf_counter()
     out = Path(cfg.out)
-    _claim(out, cfg)
+    claim_folder(  # OUT/config.json: written by the lead process, or checked against `cfg`
+        out, "config.json", cfg.to_dict(), "a fine-tuning run", ignore=("out",),
+        upgrade=lambda stored: FinetuneConfig.from_dict(stored).to_dict(), record=rank_zero_only.rank == 0,
+    )
     if (out / "test_metrics.json").is_file() and (out / "best.pth").is_file():
         return _result(out, start, already_finished=True)
     accelerator = resolve_accelerator(cfg.accelerator)
@@ -125,25 +129,6 @@ def base_weights(cfg: FinetuneConfig) -> tuple[Path, str]:
     if not path.is_file():
         raise LungpriorError(f"--checkpoint {path}: file not found")
     return path, sha256_file(path)
-
-
-def _claim(out: Path, cfg: FinetuneConfig) -> None:
-    """Write OUT/config.json, or check that the one there matches `cfg`."""
-    if out.exists() and not out.is_dir():
-        raise LungpriorError(f"--out {out}: exists and is not a folder")
-    saved = out / "config.json"
-    if saved.is_file():
-        old = FinetuneConfig.from_json(saved).to_dict()
-        new = cfg.to_dict()
-        changed = [k for k in new if k != "out" and old.get(k) != new[k]]
-        if changed:
-            diff = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in changed)
-            raise LungpriorError(f"--out {out}: holds a run with another config ({diff}); use a new --out")
-        return
-    if out.is_dir() and any(out.iterdir()):
-        raise LungpriorError(f"--out {out}: folder is not empty and has no config.json; use a new --out")
-    if rank_zero_only.rank == 0:
-        cfg.to_json(saved)
 
 
 def _local_device(accelerator: str) -> torch.device:

@@ -7,10 +7,10 @@ film (`set_film`, then `predict`): every command segments through it.
 
 from __future__ import annotations
 
+from lungprior.layout import mask_name, mask_path_for
 from lungprior.segment.infer.cascade import Cascade, LungPrediction, work_transform
 from lungprior.segment.infer.engine import ENGINES, Engine, OnnxEngine, TorchEngine, create_engine, resolve_engine
 from lungprior.segment.infer.onnx_cache import cached_onnx, default_cache_dir, export_onnx, weights_digest
-from lungprior.segment.infer.paths import mask_name, mask_path_for
 from lungprior.segment.infer.predictor import FilmPrediction, LungPredictor
 from lungprior.segment.infer.prompts import (
     PRIOR_BOXES,

@@ -16,7 +16,7 @@ from typing import IO
 
 from lungprior.data.atomic import atomic_open
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import ERRORS_FILE, QC_FILE
+from lungprior.layout import ERRORS_FILE, QC_FILE
 from lungprior.segment.infer.qc import QC_COLUMNS
 
 ERROR_COLUMNS: tuple[str, ...] = ("image_id", "path", "reason")

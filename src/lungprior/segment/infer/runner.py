@@ -18,9 +18,9 @@ from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import folder_lock
 from lungprior.data.manifest import read_manifest, resolve
 from lungprior.errors import ImageReadError, LungpriorError
+from lungprior.layout import MASKS_DIR, errors_path, mask_name, mask_path_for, qc_path, shard_done_path
 from lungprior.segment.embeddings import EmbeddingCache
 from lungprior.segment.infer.engine import ENGINES, create_engine
-from lungprior.segment.infer.paths import MASKS_DIR, errors_path, mask_name, mask_path_for, qc_path, shard_done_path
 from lungprior.segment.infer.predictor import PROMPT_MODES, LungPredictor, PreparedFilm
 from lungprior.segment.infer.progress import image_progress
 from lungprior.segment.infer.prompts import AutoPromptConfig, read_prompt_csv

@@ -7,9 +7,9 @@ import json
 import os
 from pathlib import Path
 
-from lungprior.data.atomic import write_json
+from lungprior.data.claim import claim_folder
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer.paths import SETTINGS_FILE
+from lungprior.layout import SETTINGS_FILE
 from lungprior.segment.infer.prompts import AutoPromptConfig
 from lungprior.segment.weights import LITEMEDSAM_SHA256, sha256_file
 
@@ -38,20 +38,12 @@ def run_settings(
 
 def check_settings(out_dir: str | os.PathLike[str], settings: dict[str, object]) -> None:
     """Record `settings` in a new run folder, or refuse a folder that was segmented with other ones."""
-    path = Path(out_dir) / SETTINGS_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise LungpriorError(f"{path}: unreadable ({exc})") from None
-        if isinstance(old.get("auto"), dict):  # a cascade setting added since then had its default
-            defaults = json.loads(json.dumps(dataclasses.asdict(AutoPromptConfig())))
-            old["auto"] = {**defaults, **old["auto"]}
-        for key in [*settings, *(k for k in old if k not in settings)]:
-            if old.get(key) != settings.get(key):
-                raise LungpriorError(
-                    f"{out_dir}: segmented with other settings ({key}: {old.get(key)} now {settings.get(key)}); "
-                    "use a new --out folder"
-                )
-        return
-    write_json(path, settings)
+    claim_folder(out_dir, SETTINGS_FILE, settings, "masks", upgrade=_with_new_defaults, owns_folder=False)
+
+
+def _with_new_defaults(old: dict[str, object]) -> dict[str, object]:
+    """Stored settings with the defaults of cascade settings added since they were written."""
+    if isinstance(old.get("auto"), dict):
+        defaults = json.loads(json.dumps(dataclasses.asdict(AutoPromptConfig())))
+        old["auto"] = {**defaults, **old["auto"]}
+    return old

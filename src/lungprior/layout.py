@@ -1,4 +1,13 @@
-"""Where a segmentation run puts things: one mask per image id, the QC and error tables, shard files."""
+"""The names of the files that one stage writes and another reads, in one place: the stages (data, segment,
+classify, evaluate, predict, report) import them from here rather than from each other.
+
+- A segmentation run: one mask per image id in `masks/` (`mask_name`), `qc.csv`, `errors.csv`, `segment.json`,
+  shard files.
+- A training run: `config.json`, `model.pt`, `efficiency.json`, `history.csv`, `excluded.csv`, `checkpoints/`,
+  `segmentation.json` (where its masks came from); `evaluate` adds `predictions.csv`, `metrics.json` and
+  `calibration.json`.
+- Score columns: `p_<finding>` (`score_column`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +25,30 @@ QC_FILE = "qc.csv"
 ERRORS_FILE = "errors.csv"
 SETTINGS_FILE = "segment.json"
 SHARDS_DIR = "shards"
+#: Written by `lungprior chexmask` beside its `masks/` folder.
+CHEXMASK_FILE = "chexmask.json"
+
+# a training run's folder
+CONFIG = "config.json"
+EFFICIENCY = "efficiency.json"
+MODEL = "model.pt"
+HISTORY = "history.csv"
+CHECKPOINTS = "checkpoints"
+EXCLUDED = "excluded.csv"
+SEGMENTATION = "segmentation.json"
+# what `evaluate` adds to it
+PREDICTIONS = "predictions.csv"
+VAL_PREDICTIONS = "predictions_val.csv"
+METRICS = "metrics.json"
+CALIBRATION = "calibration.json"
+
+#: A probability column is the finding's name after this prefix (`p_Mass`).
+SCORE_PREFIX = "p_"
+
+
+def score_column(finding: str) -> str:
+    """The column of a finding's probability in predictions: `p_<finding>`."""
+    return SCORE_PREFIX + finding
 
 
 def mask_name(image_id: str) -> str:

@@ -28,13 +28,15 @@ from lungprior.classify.memory import PeakRSS
 from lungprior.classify.module import per_finding_auroc
 from lungprior.classify.prior_loss import make_classifier, needs_double_backward
 from lungprior.classify.run import TrainResult
-from lungprior.classify.segsource import SEGMENTATION, segmentation_record
+from lungprior.classify.segsource import segmentation_record
 from lungprior.classify.syncbn import BatchNormSync
 from lungprior.data.atomic import write_json
 from lungprior.errors import LungpriorError, one_line
 from lungprior.extras import install_hint
 from lungprior.labels import FINDINGS
+from lungprior.layout import CHECKPOINTS, CONFIG, EXCLUDED, HISTORY, MODEL, SEGMENTATION
 from lungprior.quiet import lightning_quiet
+from lungprior.ranks import global_rank
 
 log = logging.getLogger("lungprior.classify")
 
@@ -70,8 +72,8 @@ def train(
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model, report = create_backbone(cfg.backbone, cfg.pretrained, cfg.image_size)
-    if runfiles.rank() == 0:
-        write_json(run_dir / runfiles.CONFIG, cfg.to_dict())
+    if global_rank(devices=cfg.devices) == 0:
+        write_json(run_dir / CONFIG, cfg.to_dict())
         runfiles.write_excluded(prep.excluded, run_dir)
         _warn_excluded(prep, run_dir)
         write_json(run_dir / SEGMENTATION, segmentation_record(cfg.masks, seg_weights))
@@ -81,12 +83,12 @@ def train(
     history = RunHistory()
     # best.ckpt only feeds the exported weights (resuming reads last.ckpt), so it holds no optimizer state
     best_ckpt = ModelCheckpoint(
-        dirpath=run_dir / runfiles.CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
+        dirpath=run_dir / CHECKPOINTS, filename="best", monitor="val_auroc", mode="max", save_top_k=1,
         enable_version_counter=False, auto_insert_metric_name=False, save_weights_only=True,
     )
     # every epoch, improving or not (save_last=True on best_ckpt saves only when val_auroc improves)
     last_ckpt = ModelCheckpoint(
-        dirpath=run_dir / runfiles.CHECKPOINTS, filename="last", monitor=None, save_top_k=1,
+        dirpath=run_dir / CHECKPOINTS, filename="last", monitor=None, save_top_k=1,
         enable_version_counter=False, auto_insert_metric_name=False,
     )
     stopper = EarlyStopping(monitor="val_auroc", mode="max", patience=cfg.patience, check_finite=True)
@@ -94,7 +96,7 @@ def train(
     all_callbacks = [history, best_ckpt, stopper, _AnnounceProcesses(), *callbacks, last_ckpt]
     with lightning_quiet():  # no accelerator lines or tips on stderr; warnings still show
         trainer = _trainer(cfg, run_dir, all_callbacks, progress, len(train_ds), summary=summary)
-    last = run_dir / runfiles.CHECKPOINTS / "last.ckpt"
+    last = run_dir / CHECKPOINTS / "last.ckpt"
     resumed = last.is_file()
     if resumed:  # one line for a corrupt or unsafe file, before Lightning's own loading
         runfiles.load_checkpoint(last, f"delete it to retrain from the start, or delete {run_dir} to start over")
@@ -118,8 +120,8 @@ def train(
     result = _result(cfg, prep.cache, history, stopper, resumed, uses_cuda, rss)
     if trainer.is_global_zero:
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / runfiles.MODEL, expected)
-        runfiles.write_history(history.epochs, run_dir / runfiles.HISTORY)
+        runfiles.export_weights(Path(best_ckpt.best_model_path or last), run_dir / MODEL, expected)
+        runfiles.write_history(history.epochs, run_dir / HISTORY)
         runfiles.write_result(result, run_dir)
     return result
 
@@ -136,7 +138,7 @@ class _AnnounceProcesses(Callback):
 def _warn_excluded(prep: Prepared, run_dir: Path) -> None:
     """One warning per kind: films left out, and QC-failed films kept on request."""
     left, kept = excluded_counts(prep.excluded)["excluded"], excluded_counts(prep.excluded)["kept"]
-    where = run_dir / runfiles.EXCLUDED
+    where = run_dir / EXCLUDED
     if left:
         log.warning("%s: %d film(s) left out (no usable lung mask, or mask failed QC); see %s", run_dir, left, where)
     if kept:

@@ -1,4 +1,4 @@
-"""Using a finished run: its best model (`load_run`) and its probabilities on a split (`predict`)."""
+"""Using a finished run: its best model (`load_run`) and its probabilities on a split (`predict_split`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lungprior.checkpoints import load_tensor_file
 from lungprior.classify.backbone import create_backbone
 from lungprior.classify.config import TrainConfig
 from lungprior.classify.data import make_dataset
-from lungprior.classify.run import CONFIG, MODEL
 from lungprior.errors import LungpriorError, one_line
 from lungprior.labels import FINDINGS, LABELS
+from lungprior.layout import CONFIG, MODEL, score_column
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
@@ -27,15 +28,17 @@ def load_run(run_dir: str | os.PathLike[str]) -> tuple[nn.Module, TrainConfig]:
     if not weights.is_file():
         raise LungpriorError(f"{run}: no {MODEL}, the run has not finished; rerun `lungprior train` with its settings")
     model, _ = create_backbone(cfg.backbone, "none", cfg.image_size)
+    redo = f"rerun `lungprior train` into a new folder with the settings in {run / CONFIG}"
+    state = load_tensor_file(weights, "run weights file", redo)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:
-        raise LungpriorError(f"{weights}: cannot load the run's weights ({one_line(exc, 200)})") from None
+        reason = one_line(exc, 200)
+        raise LungpriorError(f"{weights}: the run weights do not fit {cfg.backbone} ({reason}); {redo}") from None
     return model.eval(), cfg
 
 
-def predict(
+def predict_split(
     run_dir: str | os.PathLike[str],
     split: str = "test",
     batch_size: int = 64,
@@ -62,5 +65,5 @@ def predict(
     probs = np.concatenate(chunks) if chunks else np.zeros((0, len(FINDINGS)), dtype=np.float32)
     out = ds.frame.loc[:, ["image_id", "patient_id", *LABELS]].reset_index(drop=True).copy()
     for k, name in enumerate(FINDINGS):
-        out[f"p_{name}"] = probs[:, k]
+        out[score_column(name)] = probs[:, k]
     return out
