@@ -151,8 +151,8 @@ def test_rerun_resumes_and_other_settings_are_refused(batch, tight_run: Path, fi
     assert again.skipped == 2 and again.scored == 1 and again.failed == 1  # the unreadable file is tried again
     after = pd.read_csv(out / "predictions.csv")
     pd.testing.assert_frame_equal(after, pd.read_csv(pd.io.common.StringIO(before)))
-    with pytest.raises(LungpriorError, match="other settings"):
-        predict_films(tight_run, [films], out, seg_backend="litemedsam", seg_engine="torch", allow_qc_fail=True)
+    with pytest.raises(LungpriorError, match=r"other settings.*no_finding"):
+        predict_films(tight_run, [films], out, seg_backend="litemedsam", seg_engine="torch", no_finding="prod")
 
 
 def test_a_run_without_a_known_segmenter_says_what_to_pass(tight_run: Path, films: Path, tmp_path: Path) -> None:
@@ -170,6 +170,10 @@ def test_qc_failure_is_scored_only_when_allowed(original_run: Path, tmp_path: Pa
     row = pd.read_csv(tmp_path / "no" / "predictions.csv").iloc[0]
     assert refused.not_scored == 1 and row["scored"] == "no" and "QC" in row["status"]
     assert row["qc_flag"] == "empty" and np.isnan(row["p_Mass"])
+    rerun = predict_films(original_run, [blank], tmp_path / "no", allow_qc_fail=True, cam=False)  # scores what QC held
+    rows = pd.read_csv(tmp_path / "no" / "predictions.csv")
+    assert rerun.scored == 1 and rerun.skipped == 0 and len(rows) == 1 and rows.iloc[0]["scored"] == "yes"
+    assert json.loads((tmp_path / "no" / "predict.json").read_text())["allow_qc_fail"] is True
     allowed = predict_films(original_run, [blank], tmp_path / "yes", allow_qc_fail=True, cam=False)
     row = pd.read_csv(tmp_path / "yes" / "predictions.csv").iloc[0]
     assert allowed.scored == 1 and row["scored"] == "yes" and "--allow-qc-fail" in row["status"]

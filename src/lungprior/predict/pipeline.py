@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lungprior.classify.config import TrainConfig
+from lungprior.data.atomic import write_json
 from lungprior.data.claim import claim_folder
 from lungprior.data.io import read_image, write_mask
 from lungprior.data.lock import locks_output
@@ -68,6 +69,10 @@ class PredictResult:
         return self.scored + self.not_scored + self.failed
 
 
+#: The status of a film that lung QC held back (a rerun with --allow-qc-fail scores it).
+QC_HELD = "not scored: lung QC failed (pass --allow-qc-fail to score it anyway)"
+
+
 @locks_output("predict", "out_dir", 2)  # a second live run into one --out is refused
 def predict_films(
     run_dir: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str], *,
@@ -104,9 +109,17 @@ def predict_films(
     settings = {"run": str(run.resolve()), "engine": engine, "allow_qc_fail": allow_qc_fail, "cam": cam,
                 "segmentation": seg.to_dict(), "spacing_mm": spacing_mm, "calibrated": calibration is not None,
                 "no_finding": method}
-    claim_folder(out, SETTINGS, settings, "predictions", owns_folder=False)  # other settings: refused
+    # other settings: refused; --allow-qc-fail may be added on a rerun, which then scores the films QC held back
+    old = claim_folder(out, SETTINGS, settings, "predictions", owns_folder=False, ignore=("allow_qc_fail",))
     pred_path, err_path = out / "predictions.csv", out / "errors.csv"
-    done = {r["image_id"] for r in read_rows(pred_path, COLUMNS)} if pred_path.is_file() else set()
+    rows = read_rows(pred_path, COLUMNS) if pred_path.is_file() else []
+    if old is not None and old.get("allow_qc_fail") != allow_qc_fail:
+        held = {r["image_id"] for r in rows if r.get("status") == QC_HELD} if allow_qc_fail else set()
+        if held:
+            write_rows(pred_path, COLUMNS, rows, drop=held)
+            rows = [r for r in rows if r["image_id"] not in held]
+        write_json(out / SETTINGS, settings)
+    done = {r["image_id"] for r in rows}
     todo = [f for f in films if f.image_id not in done]
     if spacing_mm is None:
         _check_spacing(cfg, todo)
@@ -223,7 +236,7 @@ class _Step:
         needs = self.cfg.mask_spec().needs_mask
         reason = ""
         if qc["flag"] != "ok" and not self.allow_qc_fail:
-            reason = "not scored: lung QC failed (pass --allow-qc-fail to score it anyway)"
+            reason = QC_HELD
         elif needs and not lungs.mask.any():
             reason = "not scored: empty lung mask, nothing to keep"
         if reason:
