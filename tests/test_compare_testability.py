@@ -101,3 +101,13 @@ def test_compare_console_names_the_direction_and_fits_80_columns(tmp_path) -> No
     boot = CliRunner().invoke(app, ["compare", str(run_a), str(run_b), "--test", "bootstrap", "--bootstrap", "50"])
     assert boot.exit_code == 0, boot.output
     assert "≤ 0.039" in boot.output and "bootstrap p at its floor" in boot.output  # 2 / 51, a bound
+
+
+def test_an_interval_never_leaves_the_range_of_an_auroc_difference() -> None:
+    from lungprior.evaluate.clustered import _finish
+
+    wide = _finish(0.9, 0.2, var=0.25, alpha=0.05, df=1)  # t with one degree of freedom: half-width 6.4
+    assert (wide.ci_low, wide.ci_high) == (-1.0, 1.0) and wide.diff == pytest.approx(0.7)
+    narrow = _finish(0.6, 0.5, var=1e-4, alpha=0.05)
+    assert narrow.ci_low == pytest.approx(0.1 - 1.959964 * 0.01)
+    assert narrow.ci_high == pytest.approx(0.1 + 1.959964 * 0.01)

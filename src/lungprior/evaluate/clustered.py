@@ -120,7 +120,10 @@ def t_df(y: np.ndarray, groups: ArrayLike | None) -> float:
 
 
 def _finish(auc_a: float, auc_b: float, var: float, alpha: float, df: float | None = None) -> PairedTest:
-    """The Wald test and interval of auc_a - auc_b with variance `var`: normal reference, or t with `df`."""
+    """The Wald test and interval of auc_a - auc_b with variance `var`: normal reference, or t with `df`.
+
+    The interval is cut to [-1, 1], where an AUROC difference lies (with few patients a t interval reaches past it).
+    """
     diff = auc_a - auc_b
     if math.isnan(var) or (df is not None and not df > 0):
         return PairedTest(auc_a, auc_b, diff, *(math.nan,) * 5)
@@ -130,7 +133,7 @@ def _finish(auc_a: float, auc_b: float, var: float, alpha: float, df: float | No
     else:
         p = float(2.0 * student_t.sf(abs(z), df)) if math.isfinite(z) else 0.0
         half = float(student_t.ppf(1.0 - alpha / 2.0, df)) * se
-    return PairedTest(auc_a, auc_b, diff, se, z, p, diff - half, diff + half)
+    return PairedTest(auc_a, auc_b, diff, se, z, p, max(-1.0, diff - half), min(1.0, diff + half))
 
 
 def _warn_too_few() -> None:
