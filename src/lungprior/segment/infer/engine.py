@@ -51,8 +51,9 @@ class TorchEngine:
 
 
 def _onnx_session(path: os.PathLike[str]) -> object:
-    import onnxruntime as ort
+    from lungprior.onnxrt import inference_session, onnxruntime
 
+    ort = onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.use_deterministic_compute = True
@@ -60,7 +61,7 @@ def _onnx_session(path: os.PathLike[str]) -> object:
     # Idle worker threads sleep instead of spinning: better when the cores are shared with other jobs or with
     # other shards on the same node.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return inference_session(path, options, "cached segmenter graph")
 
 
 class OnnxEngine:
