@@ -169,24 +169,6 @@ def test_a_study_without_an_original_run(tmp_path: Path) -> None:
     assert "0.800 [0.750, 0.850]" in _auroc_table(results, pd.read_csv(tmp_path / "comparisons.csv"))
 
 
-def test_an_older_comparison_gets_counts_and_a_one_patient_finding_is_not_testable() -> None:
-    from lungprior.experiment.tables import with_counts
-    from lungprior.labels import FINDINGS, NO_FINDING
-
-    n = 40
-    preds = pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "patient_id": [f"p{k // 2}" for k in range(n)]})
-    for j, k in enumerate(FINDINGS):
-        preds[k] = [(i // 2) % (j + 2) == 0 for i in range(n)]
-    preds["Nodule"] = [i < 2 for i in range(n)]  # two films, one patient
-    preds[NO_FINDING] = ~preds[list(FINDINGS)].any(axis=1)
-    table = pd.DataFrame({"target": [*FINDINGS, NO_FINDING, "macro AUROC"], "p": 0.001})
-    got = with_counts(table, preds.astype({k: int for k in (*FINDINGS, NO_FINDING)})).set_index("target")
-    assert not got.loc["Nodule", "testable"] and got.loc["Nodule", "n_pos_patients"] == 1
-    assert got.loc["Nodule", "note"].startswith("not testable: 2 films with the finding from 1 patient")
-    assert got.loc["Mass", "testable"] and got.loc["macro AUROC", "testable"]
-    assert with_counts(got.reset_index(), preds).equals(got.reset_index())  # a table with counts stays as it is
-
-
 def test_holm_keeps_a_floor_a_bound() -> None:
     import numpy as np
 

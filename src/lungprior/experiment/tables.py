@@ -12,7 +12,6 @@ import pandas as pd
 from lungprior.data.atomic import atomic_path
 from lungprior.evaluate.run_eval import load_calibration, paired_predictions
 from lungprior.evaluate.stats import DegenerateDataWarning, holm_adjust_bounds
-from lungprior.evaluate.testability import COUNT_COLUMNS, testability
 from lungprior.experiment.config import ExperimentConfig
 from lungprior.experiment.summary import seed_summary
 from lungprior.labels import FINDINGS, NO_FINDING
@@ -65,7 +64,6 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
                                     names=(run["mask"], "original"), n_resamples=n_resamples, seed=run["seed"],
                                     no_finding=no_finding,
                                     calibration=(load_calibration(run["run_dir"]), load_calibration(ref["run_dir"])))
-        t = with_counts(t, pair[0])
         t.insert(0, "seed", run["seed"])
         t.insert(0, "backbone", run["backbone"])
         frames.append(t)
@@ -75,25 +73,6 @@ def comparisons_table(runs: list[dict[str, Any]], n_resamples: int, no_finding: 
     table = pd.concat(frames, ignore_index=True).reindex(columns=cols) if frames else pd.DataFrame(columns=cols)
     table = add_macro_holm(table) if frames else table
     return table.rename(columns={"a": "mask", "b": "versus"})  # no masked run (or no original): the header only
-
-
-def with_counts(table: pd.DataFrame, a: pd.DataFrame) -> pd.DataFrame:
-    """A comparison without the testability columns (from before they were added) gets them here: films and
-    patients with and without each finding and No Finding; a row below the minimum is marked not testable (its
-    p is then never a claim). Tables that have them are returned unchanged."""
-    if "testable" in table.columns:
-        return table
-    groups = a["patient_id"].astype(str).to_numpy()
-    out = table.copy()
-    for col in COUNT_COLUMNS:
-        out[col] = None
-    for i, target in out["target"].items():
-        if target in a.columns:
-            row = testability(a[target].to_numpy(), groups).as_row()
-            out.loc[i, list(COUNT_COLUMNS)] = [row[c] for c in COUNT_COLUMNS]
-        else:  # the macro row: its own test decides
-            out.loc[i, ["testable", "note"]] = [True, ""]
-    return out
 
 
 def as_bool(value: object) -> bool:
