@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from lungprior.evaluate.bootstrap import group_codes
+from lungprior.evaluate.clustered import side_patients
 
 # The fewest patients with (and without) the finding: the smallest count from which on the default test holds
 # its level in simulation (docs/statistics.md, "Testability"; scripts/simulate_tests.py). With one patient a side
@@ -57,10 +57,8 @@ def testability(y_true: ArrayLike, groups: ArrayLike | None, min_pos_patients: i
     `groups=None` makes every film its own patient.
     """
     y = np.asarray(y_true).astype(int).ravel()
-    codes, _ = group_codes(groups, y.size)
-    pos, neg = y == 1, y == 0
-    n_pos, n_neg = int(pos.sum()), int(neg.sum())
-    pp, pn = int(np.unique(codes[pos]).size), int(np.unique(codes[neg]).size)
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    pp, pn = side_patients(y, groups)
     short = []
     if pp < min_pos_patients:
         short.append(f"{_films(n_pos)} with the finding from {_patients(pp)}")
