@@ -89,3 +89,18 @@ def test_startup_benchmark_reports_help_under_one_second() -> None:
     line = next(x for x in result.stdout.splitlines() if x.startswith("lungprior --help:"))
     seconds = float(line.split()[2])
     assert seconds < 1.0, line
+
+
+def test_segment_help_loads_no_model_code_and_names_every_engine_and_backend() -> None:
+    code = ("import sys; from lungprior.cli.main import main\n"
+            "try:\n    main(['segment', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    result = _python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("heavy: []")
+    from lungprior.cli.segment import BACKEND_NAMES, ENGINE_NAMES
+    from lungprior.segment import list_backends
+    from lungprior.segment.infer import ENGINES
+
+    assert ENGINE_NAMES.split(", ") == list(ENGINES)
+    assert BACKEND_NAMES.split(", ") == list_backends()

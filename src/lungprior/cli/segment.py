@@ -10,14 +10,17 @@ from lungprior.console import plain_console
 from lungprior.data.atomic import output_dir
 from lungprior.data.lock import folder_lock
 from lungprior.errors import LungpriorError
-from lungprior.segment.infer import ENGINES, merge_shards, segment_manifest
-from lungprior.segment.registry import list_backends
+
+#: For the help text only, which must not import the model code (`tests/test_cli_conventions.py` keeps these in step
+#: with `lungprior.segment.infer.ENGINES` and `lungprior.segment.list_backends()`).
+ENGINE_NAMES = "auto, torch, onnx"
+BACKEND_NAMES = "litemedsam, medsam"
 
 
 def segment_command(
     out: Path = typer.Option(..., "--out", help="Run folder: masks/, qc.csv, errors.csv (a rerun resumes)."),
     manifest: Path = typer.Option(None, "--manifest", help="Manifest CSV of the images to segment."),
-    backend: str = typer.Option("litemedsam", "--backend", help=f"Segmentation backend: {', '.join(list_backends())}."),
+    backend: str = typer.Option("litemedsam", "--backend", help=f"Segmentation backend: {BACKEND_NAMES}."),
     weights: Path = typer.Option(None, "--weights", help="Fine-tuned checkpoint (default: the backend's own weights)."),
     prompt: str = typer.Option(
         "auto", "--prompt", help="auto (self-prompting cascade), whole (one whole-image box) or a CSV of boxes "
@@ -30,7 +33,7 @@ def segment_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (cuda uses LOCAL_RANK under torchrun)."),
     engine: str = typer.Option(
         "auto", "--engine",
-        help=f"Inference engine: {', '.join(ENGINES)} (auto: onnx for litemedsam on the CPU, else torch).",
+        help=f"Inference engine: {ENGINE_NAMES} (auto: onnx for litemedsam on the CPU, else torch).",
     ),
     embedding_cache: Path = typer.Option(
         None, "--embedding-cache",
@@ -40,6 +43,8 @@ def segment_command(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Segment the lungs of every image in a manifest without prompts, with QC, resume and sharding."""
+    from lungprior.segment.infer import merge_shards, segment_manifest
+
     console = plain_console(highlight=False, soft_wrap=True)
     output_dir(out)
     if merge:
