@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
-from lungprior.segment.infer.qc import feature_reasons
+from lungprior.segment.infer.qc import QC_CHECKS, failed_checks, feature_reasons
 
 FEATURES = {  # feature -> direction of "bad" ("low" or "high")
-    "box_fill": "low", "stability": "low", "mean_prob": "low", "area_fraction": "low",
+    "box_fill": "low", "stability": "low", "pred_iou": "low", "mean_prob": "low", "area_fraction": "low",
     "lr_area_ratio": "low", "border_touch": "high", "n_components": "high",
 }
 BAD = 0.85
@@ -82,6 +83,8 @@ def main() -> None:
     print("| feature | bad if | threshold (<= 10 % good flagged) | bad caught | good flagged |")
     print("|---|---|---|---|---|")
     for feature, direction in FEATURES.items():
+        if feature not in df.columns:  # a qc.csv written before the column existed
+            continue
         values = pd.to_numeric(df[feature], errors="coerce").fillna(0.0 if direction == "low" else 1e9)
         good_values = np.sort(values[~bad].to_numpy())
         if direction == "low":
@@ -97,8 +100,21 @@ def main() -> None:
           f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
     flagged = (df["flag"].astype(str) == "empty") | pd.Series(
         [bool(feature_reasons(row)) for row in df.to_dict(orient="records")], index=df.index)
-    print(f"QC with today's thresholds: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
-          f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
+    print(f"QC with today's thresholds: bad caught {rate(int((flagged & bad).sum()), int(bad.sum()))}, "
+          f"good flagged {rate(int((flagged & ~bad).sum()), int((~bad).sum()))}")
+    reasons = ["; ".join(feature_reasons(row)) for row in df.to_dict(orient="records")]
+    for name in QC_CHECKS:
+        hit = pd.Series([name in failed_checks(r) for r in reasons], index=df.index)
+        if hit.any():
+            print(f"  {name}: bad {int((hit & bad).sum())}, good {int((hit & ~bad).sum())}")
+
+
+def rate(k: int, n: int) -> str:
+    """k/n with its percentage and Wilson 95 % interval."""
+    if n == 0:
+        return "0/0"
+    ci = binomtest(k, n).proportion_ci(method="wilson")
+    return f"{k}/{n} ({100 * k / n:.0f} %, 95 % CI {100 * ci.low:.0f}-{100 * ci.high:.0f} %)"
 
 
 if __name__ == "__main__":

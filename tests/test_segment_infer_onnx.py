@@ -44,14 +44,17 @@ def test_onnx_matches_torch_and_is_cached(setup) -> None:
 
     for k in (1, 3):  # the decoder graph takes any number of boxes
         boxes = np.array([[20.0, 30.0, 120.0, 220.0], [136.0, 30.0, 236.0, 220.0], [0.0, 0.0, 255.0, 255.0]])[:k]
-        l_torch, l_onnx = eager.decode(e_torch, boxes), onnx.decode(e_torch, boxes)
+        (l_torch, i_torch), (l_onnx, i_onnx) = eager.decode(e_torch, boxes), onnx.decode(e_torch, boxes)
         assert l_onnx.shape == l_torch.shape == (k, 1, 256, 256)
         assert float((l_onnx - l_torch).abs().max()) <= 1e-3
+        assert i_onnx.shape == i_torch.shape == (k, 1)  # the IoU head, which QC reads
+        assert float((i_onnx - i_torch).abs().max()) <= 1e-4
 
     auto_torch = Cascade(eager, backend).auto(e_torch, transform)
     auto_onnx = Cascade(onnx, backend).auto(e_onnx, transform)
     assert auto_onnx.prompt_source == auto_torch.prompt_source == "auto"
     assert np.array_equal(auto_onnx.mask, auto_torch.mask) and 0.1 < auto_onnx.mask.mean() < 0.5
+    assert 0.0 < auto_torch.pred_iou <= 1.0 and abs(auto_onnx.pred_iou - auto_torch.pred_iou) <= 1e-4
 
 
 def test_one_whole_image_box_is_worse_than_auto_prompts(setup) -> None:

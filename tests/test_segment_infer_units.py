@@ -131,6 +131,10 @@ def test_qc_flags_real_film_failures() -> None:
     assert unsure["flag"] == "implausible" and unsure["reason"] == "mean probability 0.800 (< 0.92)"
     shaky = qc_row("s", two, prob, "auto", stability=0.9)
     assert shaky["reason"] == "re-decoding agrees at Dice 0.900 (< 0.965)" and shaky["stability"] == 0.9
+    doubtful = qc_row("i", two, prob, "auto", stability=0.99, pred_iou=0.70)
+    assert doubtful["reason"] == "predicted IoU 0.700 (< 0.74)" and doubtful["pred_iou"] == 0.70
+    assert qc_row("j", two, prob, "csv", pred_iou=0.80)["flag"] == "ok"
+    assert failed_checks(doubtful["reason"]) == ["predicted IoU"]
     cut = two.copy()
     rows, cols = np.nonzero(two[:, :50])
     r0, c0 = rows.min(), cols.min()
@@ -197,7 +201,7 @@ def test_logs_drop_partial_rows_and_shards_merge(tmp_path) -> None:
     qc, errors = merge_shards(tmp_path)
     assert errors.read_text().splitlines() == [
         "image_id,path,reason", 'a,/x/a.png,"old reason, with a comma"', "b,/x/b.png,file not found"]
-    assert qc.read_text().splitlines()[1] == "d,0.300000,2,,,,,,auto,ok,"  # d succeeded: its error row is dropped
+    assert qc.read_text().splitlines()[1] == "d,0.300000,2,,,,,,,auto,ok,"  # d succeeded: its error row is dropped
     (tmp_path / "bad.csv").write_text("x,y\n1,2\n")
     with pytest.raises(LungpriorError, match="unexpected columns"):
         CsvLog(tmp_path / "bad.csv", cols)
@@ -260,7 +264,7 @@ class _RectEngine:
             if len(self.calls) == 1 and k == 1:
                 continue  # the coarse pass finds nothing on the left
             logits[k, 0, int(y0) + 20 : int(y1) - 20, int(x0) + 10 : int(x1) - 10] = 10.0
-        return logits
+        return logits, torch.linspace(0.9, 0.8, len(boxes))[:, None]  # the IoU head's estimates
 
 
 class _Backend:
@@ -293,6 +297,7 @@ def test_cascade_derives_lung_boxes_and_falls_back_to_the_prior_box() -> None:
     padded = rect + 0.03 * np.array([-w, -h, w, h]) - np.array([0, 0, 1, 1])
     assert np.allclose(pred.boxes[0], padded)
     assert pred.mask.shape == (256, 256) and pred.mask.sum() > 0 and pred.prob.dtype == np.float32
+    assert pred.pred_iou == pytest.approx(0.8)  # the lower of the final decode's two estimates
 
 
 def test_grow_box_moves_only_the_edges_the_lung_reaches() -> None:
@@ -320,7 +325,7 @@ class _ClipEngine(_RectEngine):
         for k, (x0, y0, x1, y1) in enumerate(np.asarray(boxes)):
             lx0, ly0, lx1, ly1 = self.LUNGS[k]
             logits[k, 0, max(ly0, int(y0)) : min(ly1, int(y1)) + 1, max(lx0, int(x0)) : min(lx1, int(x1)) + 1] = 10
-        return logits
+        return logits, torch.full((len(boxes), 1), 0.9)
 
 
 def test_cascade_grows_a_box_that_cuts_the_lung() -> None:

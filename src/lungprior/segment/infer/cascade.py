@@ -41,6 +41,7 @@ class LungPrediction:
     boxes: np.ndarray  # (K, 4) the final prompt boxes in original pixels
     prompt_source: str  # auto | auto+prior:<side> | prior | whole | csv
     stability: float = float("nan")  # auto: Dice of the final masks with a re-decode from boxes around them
+    pred_iou: float = float("nan")  # the lowest IoU the model predicts for the final prompts' masks
 
 
 def work_transform(transform: Transform, size: int = WORK_SIZE) -> Transform:
@@ -58,16 +59,23 @@ class Cascade:
         self.backend = backend
         self.config = config or AutoPromptConfig()
 
-    def _decode(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray) -> torch.Tensor:
+    def _decode(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.engine.decode(embedding, transform.boxes_to_input(boxes))
 
-    def _finish(self, logits: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
+    def _logits(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray) -> torch.Tensor:
+        return self._decode(embedding, transform, boxes)[0]
+
+    def _finish(self, decoded: tuple[torch.Tensor, torch.Tensor], transform: Transform, boxes: np.ndarray,
+                source: str) -> LungPrediction:
+        logits, iou = decoded
         probs = self.backend.postprocess(logits, transform)
         prob = probs.max(axis=0).astype(np.float32, copy=False)
         mask = prob > self.config.threshold
         if self.config.fill_holes:
             mask = ndi.binary_fill_holes(mask)
-        return LungPrediction(mask, prob, boxes, source)
+        pred_iou = float(iou.float().min()) if iou.numel() else float("nan")
+        return LungPrediction(mask, prob, boxes, source, pred_iou=pred_iou)
 
     def boxes(self, embedding: torch.Tensor, transform: Transform, boxes: np.ndarray, source: str) -> LungPrediction:
         """Decode the given boxes (original pixels) together; the mask is the union of their masks."""
@@ -84,7 +92,7 @@ class Cascade:
         shape = transform.original_size
         work = work_transform(transform)
         priors = prior_boxes(shape, cfg)
-        coarse = self.backend.postprocess(self._decode(embedding, transform, priors), work) > cfg.threshold
+        coarse = self.backend.postprocess(self._logits(embedding, transform, priors), work) > cfg.threshold
         candidates = lung_candidates(coarse, cfg)
         boxes = priors.copy()
         fallback = []
@@ -94,15 +102,15 @@ class Cascade:
             else:
                 boxes[side] = edges_to_pixels(box_around(candidate, cfg.pad, cfg.pad_bottom), candidate.shape, shape)
         for _ in range(cfg.refine_steps - 1):
-            refined = self.backend.postprocess(self._decode(embedding, transform, boxes), work) > cfg.threshold
+            refined = self.backend.postprocess(self._logits(embedding, transform, boxes), work) > cfg.threshold
             for side in range(len(SIDES)):
                 lung = largest_component(refined[side])
                 if lung is not None:
                     boxes[side] = edges_to_pixels(box_around(lung, cfg.pad, cfg.pad_bottom), lung.shape, shape)
         settled = None  # the decode of the final boxes, when growing stopped because no edge moved
         for _ in range(cfg.grow_steps):
-            logits = self._decode(embedding, transform, boxes)
-            refined = self.backend.postprocess(logits, work) > cfg.threshold
+            decoded = self._decode(embedding, transform, boxes)
+            refined = self.backend.postprocess(decoded[0], work) > cfg.threshold
             moved = False
             for side in range(len(SIDES)):
                 lung = largest_component(refined[side])
@@ -110,7 +118,7 @@ class Cascade:
                 if grown is not None:
                     boxes[side], moved = grown, True
             if not moved:
-                settled = logits
+                settled = decoded
                 break
         source = "auto" if not fallback else "prior" if len(fallback) == 2 else f"auto+prior:{fallback[0]}"
         if settled is None:
@@ -132,7 +140,7 @@ class Cascade:
         cfg = self.config
         boxes = np.stack([edges_to_pixels(box_around(labels == k, cfg.pad, cfg.pad_bottom), small.shape, shape)
                           for k in keep])
-        again = (self.backend.postprocess(self._decode(embedding, transform, boxes), work) > self.config.threshold)
+        again = self.backend.postprocess(self._logits(embedding, transform, boxes), work) > self.config.threshold
         again = ndi.binary_fill_holes(again.any(axis=0))
         total = int(small.sum() + again.sum())
         return 1.0 if total == 0 else 2.0 * float((small & again).sum()) / total

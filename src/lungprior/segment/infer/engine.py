@@ -27,8 +27,9 @@ class Engine(Protocol):
         """(B, 3, S, S) model inputs -> (B, C, h, w) embeddings."""
         ...
 
-    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
-        """(1, C, h, w) embedding, (K, 4) boxes in model-input coordinates -> (K, 1, 256, 256) logits."""
+    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, C, h, w) embedding, (K, 4) boxes in model-input coordinates -> (K, 1, 256, 256) logits and the
+        (K, 1) IoU the model predicts for each mask."""
         ...
 
 
@@ -44,10 +45,9 @@ class TorchEngine:
         with torch.inference_mode():
             return self.backend.encode(batch)
 
-    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
-            logits, _ = self.backend.decode(embedding, torch.from_numpy(np.asarray(boxes, dtype=np.float32)))
-        return logits
+            return self.backend.decode(embedding, torch.from_numpy(np.asarray(boxes, dtype=np.float32)))
 
 
 def _onnx_session(path: os.PathLike[str]) -> object:
@@ -88,12 +88,13 @@ class OnnxEngine:
         out = [self._encoder.run(["embedding"], {"image": x[i : i + 1]})[0] for i in range(x.shape[0])]
         return torch.from_numpy(np.concatenate(out))
 
-    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+    def decode(self, embedding: torch.Tensor, boxes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         feed = {
             "embedding": embedding.detach().to("cpu", torch.float32).numpy(),
             "boxes": np.ascontiguousarray(boxes, dtype=np.float32).reshape(-1, 4),
         }
-        return torch.from_numpy(self._decoder.run(["logits"], feed)[0])
+        logits, iou = self._decoder.run(["logits", "iou"], feed)
+        return torch.from_numpy(logits), torch.from_numpy(iou)
 
 
 def resolve_engine(engine: str, device: torch.device, backend: str = "litemedsam") -> str:

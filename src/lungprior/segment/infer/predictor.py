@@ -160,7 +160,8 @@ class LungPredictor:
 
     @staticmethod
     def _finish(film: PreparedFilm, pred: LungPrediction) -> FilmPrediction:
-        row = qc_row(film.image_id, pred.mask, pred.prob, pred.prompt_source, pred.stability)  # on the film
+        row = qc_row(film.image_id, pred.mask, pred.prob, pred.prompt_source, pred.stability,
+                     pred.pred_iou)  # on the film
         row = with_film_size(row, pred.mask.shape)
         mask, prob = pred.mask, pred.prob
         if film.cropped:

@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 
 QC_COLUMNS: tuple[str, ...] = (
     "image_id", "area_fraction", "n_components", "lr_area_ratio", "mean_prob", "box_fill", "border_touch",
-    "stability", "prompt_source", "flag", "reason",
+    "stability", "pred_iou", "prompt_source", "flag", "reason",
 )
 
 
@@ -32,6 +32,7 @@ class QcThresholds:
     max_border_touch: float = 0.25  # share of the film's outer frame covered by lung
     min_mean_prob: float = 0.92  # mean probability inside the mask
     min_stability: float = 0.965  # Dice of the mask with a re-decode from boxes around it
+    min_pred_iou: float = 0.74  # the model's own IoU estimate (its IoU head) for its worst lung mask
     min_film_side: int = 192  # films with a shorter side (pixels) are flagged: the segmenter is unreliable there
 
 
@@ -40,7 +41,7 @@ QC = QcThresholds()
 QC_CHECKS: dict[str, str] = {
     "empty": "no lung pixels", "blank": "blank image", "small film": "film of", "area": "area fraction",
     "side ratio": "one side", "components": "components", "box fill": "a lung fills", "border": "lung covers",
-    "probability": "mean probability", "stability": "re-decoding agrees",
+    "probability": "mean probability", "stability": "re-decoding agrees", "predicted IoU": "predicted IoU",
 }
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -64,7 +65,8 @@ def border_touch(mask: np.ndarray) -> float:
 
 
 def qc_row(
-    image_id: str, mask: np.ndarray, prob: np.ndarray, prompt_source: str, stability: float = float("nan")
+    image_id: str, mask: np.ndarray, prob: np.ndarray, prompt_source: str, stability: float = float("nan"),
+    pred_iou: float = float("nan"),
 ) -> dict[str, object]:
     """One qc.csv row.
 
@@ -76,12 +78,13 @@ def qc_row(
     - box_fill: the smaller lung's area / its bounding box (a lung cut short by an opacity fills little of it);
     - border_touch: fraction of the image's outer frame covered by lung (a leak into the film's edge);
     - stability: Dice between the final mask and a re-decode from boxes around it (the cascade's own agreement);
+    - pred_iou: the lowest IoU the model's IoU head predicts for the masks of the final prompts;
     - flag: ok | empty | implausible, with the reasons in `reason`.
     """
     mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape
     area = int(mask.sum())
-    row: dict[str, object] = {"image_id": image_id, "prompt_source": prompt_source}
+    row: dict[str, object] = {"image_id": image_id, "prompt_source": prompt_source, "pred_iou": pred_iou}
     if area == 0:
         row.update(area_fraction=0.0, n_components=0, lr_area_ratio=0.0, mean_prob=float("nan"), box_fill=0.0,
                    border_touch=0.0, stability=stability, flag="empty", reason="no lung pixels")
@@ -107,7 +110,8 @@ def qc_row(
 def feature_reasons(row: dict[str, object]) -> list[str]:
     """Every threshold (`QC`) a non-empty mask's QC features (a qc.csv row's numbers) break, as reason texts."""
     f = {k: float(row[k]) if row.get(k) not in (None, "") else float("nan") for k in (
-        "area_fraction", "lr_area_ratio", "n_components", "box_fill", "border_touch", "mean_prob", "stability")}
+        "area_fraction", "lr_area_ratio", "n_components", "box_fill", "border_touch", "mean_prob", "stability",
+        "pred_iou")}
     reasons = []
     if not QC.min_area <= f["area_fraction"] <= QC.max_area:
         reasons.append(f"area fraction {f['area_fraction']:.3f} outside [{QC.min_area}, {QC.max_area}]")
@@ -123,6 +127,8 @@ def feature_reasons(row: dict[str, object]) -> list[str]:
         reasons.append(f"mean probability {f['mean_prob']:.3f} (< {QC.min_mean_prob})")
     if np.isfinite(f["stability"]) and f["stability"] < QC.min_stability:
         reasons.append(f"re-decoding agrees at Dice {f['stability']:.3f} (< {QC.min_stability})")
+    if np.isfinite(f["pred_iou"]) and f["pred_iou"] < QC.min_pred_iou:
+        reasons.append(f"predicted IoU {f['pred_iou']:.3f} (< {QC.min_pred_iou})")
     return reasons
 
 
