@@ -93,5 +93,6 @@ def test_segment_flags_films_below_the_reliable_size_and_says_so(tmp_path: Path)
                                       str(tmp_path / "seg"), "--engine", "torch", "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "failed: 0  QC flagged: 2 (small film 2" in result.output
+    assert "note: masks from the bundled LiteMedSAM weights, not fine-tuned" in result.output  # no --weights
     qc = pd.read_csv(tmp_path / "seg" / "qc.csv", dtype=str, keep_default_na=False)
     assert qc["reason"].str.startswith(f"film of 96x96 pixels (< {QC.min_film_side}").all()

@@ -109,3 +109,19 @@ def test_training_names_the_class_with_an_undefined_validation_auroc() -> None:
     assert undefined_auroc_message(aucs) == (
         "validation AUROC undefined for Edema, Fibrosis (the validation split has no film with, or none without, "
         "the finding); the macro validation AUROC is over 3 of 5 findings")
+
+
+def test_masks_from_the_bundled_segmentation_weights_are_named(tmp_path: Path) -> None:
+    from lungprior.segment.weights import LITEMEDSAM_SHA256
+
+    for name, sha, source, expected in (("bundled", LITEMEDSAM_SHA256, "model", True),
+                                        ("tuned", "0" * 64, "model", False),
+                                        ("given", LITEMEDSAM_SHA256, "masks_dir", False)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "segmentation.json").write_text(json.dumps({"source": source, "weights_sha256": sha}))
+        got = run_warnings(run)
+        assert any(w.startswith("segmentation: masks from the bundled LiteMedSAM weights") for w in got) == expected
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "segmentation.json").write_text("{not json")
+    assert run_warnings(tmp_path / "broken") == []

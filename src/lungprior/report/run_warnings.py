@@ -1,10 +1,11 @@
 """One list of warnings per run and per experiment, collected from what the runs already record.
 
-Sources: `history.csv` (validation AUROC undefined for a class during training), `excluded.csv` (films left out
-for want of a usable lung mask, or QC-flagged masks kept with --allow-qc-fail), `metrics.json` (its
-`warnings`: empty test or validation classes, bootstrap resamples skipped per class, uncalibrated classes; its
-`attention`: flat or too coarse Grad-CAM maps) and, for an experiment, `comparisons.csv` (untestable rows).
-`lungprior train`, `evaluate` and `experiment` print the list at the end; the report shows it at the top.
+Sources: `segmentation.json` (masks made by the bundled segmentation weights), `history.csv` (validation AUROC
+undefined for a class during training), `excluded.csv` (films left out for want of a usable lung mask, or
+QC-flagged masks kept with --allow-qc-fail), `metrics.json` (its `warnings`: empty test or validation classes,
+bootstrap resamples skipped per class, uncalibrated classes; its `attention`: flat or too coarse Grad-CAM maps)
+and, for an experiment, `comparisons.csv` (untestable rows). `lungprior train`, `evaluate` and `experiment`
+print the list at the end; the report shows it at the top.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from lungprior.labels import FINDINGS
-from lungprior.layout import EXCLUDED, HISTORY, METRICS
+from lungprior.layout import EXCLUDED, HISTORY, METRICS, SEGMENTATION
 from lungprior.report.claims import testable
 
 
@@ -65,6 +66,20 @@ def _excluded(run: Path) -> list[str]:
     return out
 
 
+def _segmentation(run: Path) -> list[str]:
+    """The bundled-weights note when the run's masks (its `segmentation.json`) came from LiteMedSAM's own weights."""
+    try:
+        record = json.loads((run / SEGMENTATION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    from lungprior.segment.weights import BUNDLED_WEIGHTS_NOTE, LITEMEDSAM_SHA256
+
+    bundled = isinstance(record, dict) and record.get("weights_sha256") == LITEMEDSAM_SHA256
+    if bundled and record.get("source") == "model":
+        return [f"segmentation: {BUNDLED_WEIGHTS_NOTE}"]
+    return []
+
+
 def _attention(att: dict[str, Any] | None) -> list[str]:
     if not att:
         return []
@@ -79,7 +94,7 @@ def _attention(att: dict[str, Any] | None) -> list[str]:
 def run_warnings(run_dir: str | os.PathLike[str]) -> list[str]:
     """Every warning a run's files record, one line each (empty when there are none or the files are absent)."""
     run = Path(run_dir)
-    out = _history(run) + _excluded(run)
+    out = _segmentation(run) + _history(run) + _excluded(run)
     try:
         metrics = json.loads((run / METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -18,6 +18,13 @@ from lungprior.extras import require
 
 LITEMEDSAM_SIZE = 39_370_479
 LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
+#: Said wherever masks come from the bundled weights without fine-tuning (docs/segmentation.md, cross-validation
+#: and "Quality control on real films").
+BUNDLED_WEIGHTS_NOTE = (
+    "masks from the bundled LiteMedSAM weights, not fine-tuned: on real films with opacities these average Dice "
+    "0.71 and QC flags only 29 of the 43 below Dice 0.85 (67 %); fine-tune on your films first (lungprior "
+    "finetune, docs/segmentation.md)"
+)
 
 _WRAPPER_KEYS = ("model", "state_dict")
 _PREFIX = "module."
