@@ -98,11 +98,10 @@ def main() -> None:
     flagged = df["flag"].astype(str) != "ok"
     print(f"QC as recorded: bad caught {int((flagged & bad).sum())}/{int(bad.sum())}, "
           f"good flagged {int((flagged & ~bad).sum())}/{int((~bad).sum())}")
-    flagged = (df["flag"].astype(str) == "empty") | pd.Series(
-        [bool(feature_reasons(row)) for row in df.to_dict(orient="records")], index=df.index)
+    reasons = ["; ".join(feature_reasons(row)) for row in df.to_dict(orient="records")]
+    flagged = (df["flag"].astype(str) == "empty") | pd.Series([bool(r) for r in reasons], index=df.index)
     print(f"QC with today's thresholds: bad caught {rate(int((flagged & bad).sum()), int(bad.sum()))}, "
           f"good flagged {rate(int((flagged & ~bad).sum()), int((~bad).sum()))}")
-    reasons = ["; ".join(feature_reasons(row)) for row in df.to_dict(orient="records")]
     for name in QC_CHECKS:
         hit = pd.Series([name in failed_checks(r) for r in reasons], index=df.index)
         if hit.any():

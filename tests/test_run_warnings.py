@@ -119,7 +119,8 @@ def test_masks_from_the_bundled_segmentation_weights_are_named(tmp_path: Path) -
                                         ("given", LITEMEDSAM_SHA256, "masks_dir", False)):
         run = tmp_path / name
         run.mkdir()
-        (run / "segmentation.json").write_text(json.dumps({"source": source, "weights_sha256": sha}))
+        record = {"source": source, "backend": "litemedsam", "weights_sha256": sha}  # as `train` records it
+        (run / "segmentation.json").write_text(json.dumps(record))
         got = run_warnings(run)
         assert any(w.startswith("segmentation: masks from the bundled LiteMedSAM weights") for w in got) == expected
     (tmp_path / "broken").mkdir()

@@ -65,9 +65,9 @@ def segment_command(
                   + (f" ({why})" if why else ""))
     if result.done:
         console.print(f"engine: {result.engine}  {result.images_per_s:.2f} images/s")
-    if weights is None and backend == "litemedsam" and prompt == "auto":
-        from lungprior.segment.weights import BUNDLED_WEIGHTS_NOTE
+    from lungprior.segment.weights import BUNDLED_WEIGHTS_NOTE, made_by_bundled_weights
 
+    if made_by_bundled_weights(result.settings):
         console.print(f"note: {BUNDLED_WEIGHTS_NOTE}")
     console.print(f"masks: {result.masks_dir}")
     console.print(f"qc: {result.qc_path}{'  (shards merged)' if result.merged else ''}")

@@ -72,10 +72,9 @@ def _segmentation(run: Path) -> list[str]:
         record = json.loads((run / SEGMENTATION).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    from lungprior.segment.weights import BUNDLED_WEIGHTS_NOTE, LITEMEDSAM_SHA256
+    from lungprior.segment.weights import BUNDLED_WEIGHTS_NOTE, made_by_bundled_weights
 
-    bundled = isinstance(record, dict) and record.get("weights_sha256") == LITEMEDSAM_SHA256
-    if bundled and record.get("source") == "model":
+    if isinstance(record, dict) and record.get("source") == "model" and made_by_bundled_weights(record):
         return [f"segmentation: {BUNDLED_WEIGHTS_NOTE}"]
     return []
 

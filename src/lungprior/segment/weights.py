@@ -26,6 +26,11 @@ BUNDLED_WEIGHTS_NOTE = (
     "finetune, docs/segmentation.md)"
 )
 
+
+def made_by_bundled_weights(settings: Mapping[str, object]) -> bool:
+    """True for segmentation settings (`segment.json`, a run's `segmentation.json`) of LiteMedSAM's own weights."""
+    return settings.get("backend") == "litemedsam" and settings.get("weights_sha256") == LITEMEDSAM_SHA256
+
 _WRAPPER_KEYS = ("model", "state_dict")
 _PREFIX = "module."
 _SHOWN_KEYS = 5

@@ -63,6 +63,7 @@ class SegmentResult:
     merged: bool
     qc_flagged: int = 0
     flag_reasons: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)  # as recorded in segment.json
 
     @property
     def images_per_s(self) -> float:
@@ -223,8 +224,9 @@ def _segment_locked(
     """`segment_manifest` once this process holds the folder's (or its shard's) lock."""
     masks_dir = out / MASKS_DIR
     masks_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out, run_settings(backend, weights, mode, prompt, config,
-                                     "float16" if embedding_cache is not None else "float32"))
+    settings = run_settings(backend, weights, mode, prompt, config,
+                            "float16" if embedding_cache is not None else "float32")
+    check_settings(out, settings)
     own_qc, own_errors = qc_path(out, shard_t), errors_path(out, shard_t)
     repair(own_qc, QC_COLUMNS)
     repair(own_errors, ERROR_COLUMNS)
@@ -269,5 +271,5 @@ def _segment_locked(
         errors_path=own_errors if not merged else errors_path(out), total=len(ids), done=done,
         skipped=len(ids) - len(todo), failed=failed, seconds=time.perf_counter() - start,
         process_seconds=process_seconds, engine=engine_name,
-        shard=shard_t, merged=merged, qc_flagged=flagged, flag_reasons=reasons,
+        shard=shard_t, merged=merged, qc_flagged=flagged, flag_reasons=reasons, settings=settings,
     )
